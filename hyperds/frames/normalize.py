@@ -1,0 +1,274 @@
+"""Turn user input (Arrow, polars, dicts) into rows of the frames schema, vectorised.
+
+Fills provenance defaults, validates values, and derives the `labels` column from annotations.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import DuplicateFrameError, SchemaError
+from .schema import (
+    ANNOTATION_TYPE,
+    CORE_NAMES,
+    OBSERVATION_LEVELS,
+    REVIEW_STATUSES,
+    SOURCE_KINDS,
+    UTC_US,
+    frames_schema,
+)
+
+FrameInput = pa.Table | pa.RecordBatch | pl.DataFrame | Iterable[Mapping[str, Any]]
+
+_ZONED = r"(Z|z|[+-]\d{2}(:?\d{2})?)$"
+
+
+def parse_timestamps(values: pa.Array | pa.ChunkedArray, assume_tz: str = "UTC") -> pa.Array:
+    """Cast ISO-8601 strings or timestamps to UTC microseconds; naive values are in `assume_tz`."""
+    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if pa.types.is_timestamp(arr.type):
+        if arr.type.tz is None:
+            arr = pc.assume_timezone(arr.cast(pa.timestamp("us")), assume_tz)
+        return arr.cast(UTC_US)
+    if pa.types.is_date(arr.type):
+        return parse_timestamps(arr.cast(pa.timestamp("us")), assume_tz)
+    if pa.types.is_null(arr.type):
+        return pa.nulls(len(arr), UTC_US)
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        raise SchemaError(f"timestamps must be ISO-8601 strings or timestamps, not {arr.type}")
+    arr = pc.utf8_trim_whitespace(arr.cast(pa.string()))
+    arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+    # Arrow's ISO parser wants a 'T' or ' ' separator; EXIF-style 'YYYY:MM:DD hh:mm:ss' is fixed here.
+    arr = pc.replace_substring_regex(arr, r"^(\d{4}):(\d{2}):(\d{2})", r"\1-\2-\3")
+    zoned = pc.fill_null(pc.match_substring_regex(arr, _ZONED), False)
+    try:
+        with_zone = pc.if_else(zoned, arr, pa.scalar(None, pa.string())).cast(UTC_US)
+        naive = pc.if_else(zoned, pa.scalar(None, pa.string()), arr).cast(pa.timestamp("us"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise SchemaError(f"cannot parse timestamp: {exc}. Use ISO-8601, e.g. 2024-03-01T06:30:00+02:00") from exc
+    naive = pc.assume_timezone(naive, assume_tz).cast(UTC_US)
+    return pc.if_else(zoned, with_zone, naive)
+
+
+def to_arrow_table(data: FrameInput) -> pa.Table:
+    """Accept an Arrow table/batch, a polars DataFrame, or an iterable of dict rows."""
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if isinstance(data, pl.DataFrame):
+        return data.to_arrow()
+    rows = [dict(r) for r in data]
+    if not rows:
+        return pa.table({"frame_id": pa.array([], pa.string()), "uri": pa.array([], pa.string())})
+    names: dict[str, None] = {}
+    for r in rows:
+        names.update(dict.fromkeys(r))
+    columns = {}
+    for name in names:
+        vals = [_plain(r.get(name)) for r in rows]
+        if name == "annotations":
+            vals = [[_ann_dict(a) for a in (v or [])] for v in vals]
+            columns[name] = pa.array(vals, pa.list_(ANNOTATION_TYPE))
+        elif name == "captured_at":
+            columns[name] = pa.array([v.isoformat() if isinstance(v, dt.datetime) else v for v in vals])
+        else:
+            columns[name] = pa.array(vals)
+    return pa.table(columns)
+
+
+def _plain(v: Any) -> Any:
+    return v.tolist() if isinstance(v, np.ndarray) else v
+
+
+def _ann_dict(a: Mapping[str, Any]) -> dict:
+    out = dict(a)
+    for k in ("created_at", "reviewed_at"):
+        v = out.get(k)
+        if isinstance(v, str):
+            out[k] = parse_timestamps(pa.array([v]))[0].as_py()
+    unknown = set(out) - set(ANNOTATION_TYPE.names)
+    if unknown:
+        raise SchemaError(
+            f"unknown annotation field(s) {sorted(unknown)}; annotation fields are {list(ANNOTATION_TYPE.names)}"
+        )
+    return out
+
+
+def normalize_frames(
+    data: FrameInput,
+    extra_schema: pa.Schema | None = None,
+    now: dt.datetime | None = None,
+    assume_tz: str = "UTC",
+) -> pa.Table:
+    """Validate `data` and return it in the frames schema (core columns, then extras).
+
+    `extra_schema` holds the dataset's existing user columns; new user columns keep their type.
+    """
+    table = to_arrow_table(data)
+    for required in ("frame_id", "uri"):
+        if required not in table.column_names:
+            raise SchemaError(f"frames need a {required!r} column; got columns {table.column_names}")
+    n = table.num_rows
+    now = now or dt.datetime.now(dt.UTC)
+    extra_types = {f.name: f.type for f in (extra_schema or [])}
+    extras = [
+        pa.field(name, extra_types.get(name, table.schema.field(name).type))
+        for name in table.column_names
+        if name not in CORE_NAMES
+    ]
+    target = frames_schema(pa.schema(extras))
+    frame_id = table.column("frame_id").combine_chunks().cast(pa.string())
+    cols: dict[str, pa.Array] = {}
+    for field in target:
+        if field.name in table.column_names:
+            col = table.column(field.name).combine_chunks()
+        else:
+            col = pa.nulls(n, field.type)
+        cols[field.name] = _coerce(field, col, n, frame_id, now, assume_tz)
+    _check_keys(cols["frame_id"], cols["uri"])
+    cols["labels"] = derive_labels(cols["annotations"])
+    return pa.Table.from_arrays([cols[f.name] for f in target], schema=target)
+
+
+def _coerce(
+    field: pa.Field, col: pa.Array, n: int, frame_id: pa.Array, now: dt.datetime, assume_tz: str
+) -> pa.Array:
+    name = field.name
+    try:
+        if name == "captured_at":
+            return parse_timestamps(col, assume_tz)
+        if name == "revision":
+            return pc.fill_null(col.cast(pa.int64()), 0)
+        if name == "annotations":
+            return normalize_annotations(col, frame_id, now)
+        if name == "labels":
+            return pa.nulls(n, field.type)  # derived below
+        return col.cast(field.type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        raise SchemaError(f"column {name!r} cannot be read as {field.type}: {exc}") from exc
+
+
+def _check_keys(frame_id: pa.Array, uri: pa.Array) -> None:
+    for name, col in (("frame_id", frame_id), ("uri", uri)):
+        if col.null_count:
+            first = pc.index(pc.is_null(col), True).as_py()
+            raise SchemaError(f"row {first}: {name} is null; every frame needs a {name}")
+    counts = pc.value_counts(frame_id)
+    dups = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")
+    if len(dups):
+        shown = ", ".join(repr(v) for v in dups.to_pylist()[:10])
+        raise DuplicateFrameError(
+            f"{len(dups)} frame_id(s) appear more than once in the input: {shown}. frame_id is the key; make it unique."
+        )
+
+
+def normalize_annotations(col: pa.Array, frame_id: pa.Array, now: dt.datetime) -> pa.ListArray:
+    """Fill provenance defaults and validate every annotation of a list<struct> column.
+
+    An annotation without an `ann_id` gets `<frame_id>:<position>`, stable across re-imports.
+    """
+    if pa.types.is_null(col.type):
+        col = pa.nulls(len(col), pa.list_(ANNOTATION_TYPE))
+    col = pc.if_else(pc.is_null(col), pa.scalar([], col.type), col) if col.null_count else col
+    flat = pc.list_flatten(col)
+    parents = pc.list_parent_indices(col)
+    m = len(flat)
+    present = set(flat.type.names) if m or pa.types.is_struct(flat.type) else set()
+    unknown = present - set(ANNOTATION_TYPE.names)
+    if unknown:
+        raise SchemaError(f"unknown annotation field(s) {sorted(unknown)}; fields are {list(ANNOTATION_TYPE.names)}")
+
+    def field(name: str) -> pa.Array:
+        t = ANNOTATION_TYPE.field(name).type
+        return pc.struct_field(flat, name).cast(t) if name in present else pa.nulls(m, t)
+
+    ann = {name: field(name) for name in ANNOTATION_TYPE.names}
+    if m:
+        offsets = col.offsets.to_numpy()
+        starts = offsets[:-1] - offsets[0]
+        parent_np = parents.to_numpy()
+        position = pa.array(np.arange(m) - starts[parent_np]).cast(pa.string())
+        default_ids = pc.binary_join_element_wise(pc.take(frame_id, parents), position, ":")
+    else:
+        default_ids = pa.array([], pa.string())
+    ann["ann_id"] = pc.coalesce(ann["ann_id"], default_ids)
+    ann["source_kind"] = pc.coalesce(ann["source_kind"], pa.scalar("human"))
+    ann["review_status"] = pc.coalesce(ann["review_status"], pa.scalar("unreviewed"))
+    ann["level"] = pc.coalesce(ann["level"], pa.scalar("media"))
+    ann["created_at"] = pc.coalesce(ann["created_at"], pa.scalar(now, UTC_US))
+    ann["revision"] = pc.coalesce(ann["revision"], pa.scalar(0, pa.int64()))
+    if m:
+        _check_annotations(ann, parents)
+    struct = pa.StructArray.from_arrays([ann[n] for n in ANNOTATION_TYPE.names], fields=list(ANNOTATION_TYPE))
+    offsets = col.offsets if col.offset == 0 else pc.subtract(col.offsets, col.offsets[0])
+    return pa.ListArray.from_arrays(offsets, struct, type=pa.list_(ANNOTATION_TYPE))
+
+
+def _check_annotations(ann: dict[str, pa.Array], parents: pa.Array) -> None:
+    def fail(mask: pa.Array, what: str) -> None:
+        mask = pc.fill_null(mask, False)
+        if pc.any(mask).as_py():
+            idx = pc.indices_nonzero(mask).to_pylist()[:5]
+            where = ", ".join(f"row {parents[i].as_py()} annotation {ann['ann_id'][i].as_py()!r}" for i in idx)
+            raise SchemaError(f"{what} ({where})")
+
+    fail(pc.is_null(ann["label"]), "annotation label is null; every annotation needs a label")
+    fail(pc.invert(pc.is_in(ann["source_kind"], pa.array(SOURCE_KINDS))), f"source_kind must be one of {SOURCE_KINDS}")
+    fail(
+        pc.invert(pc.is_in(ann["review_status"], pa.array(REVIEW_STATUSES))),
+        f"review_status must be one of {REVIEW_STATUSES}",
+    )
+    fail(pc.invert(pc.is_in(ann["level"], pa.array(OBSERVATION_LEVELS))), f"level must be one of {OBSERVATION_LEVELS}")
+    conf = ann["confidence"]
+    fail(pc.or_(pc.less(conf, 0), pc.greater(conf, 1)), "confidence must lie in [0, 1]")
+    bad = bbox_out_of_range(ann["bbox"])
+    fail(bad, "bbox must be normalised [x, y, w, h] with x, y, w, h >= 0 and x + w, y + h <= 1")
+
+
+def bbox_out_of_range(bbox: pa.Array, tolerance: float = 1e-6) -> pa.Array:
+    """True where a normalised [x, y, w, h] box leaves the unit square by more than `tolerance`."""
+    n = len(bbox)
+    if n == 0:
+        return pa.array([], pa.bool_())
+    vals = pc.list_flatten(bbox.fill_null([0.0, 0.0, 0.0, 0.0]) if bbox.null_count else bbox)
+    xywh = vals.to_numpy(zero_copy_only=False).reshape(n, 4).astype(np.float64)
+    x, y, w, h = xywh.T
+    bad = (
+        (x < -tolerance) | (y < -tolerance) | (w < 0) | (h < 0)
+        | (x + w > 1 + tolerance) | (y + h > 1 + tolerance) | ~np.isfinite(xywh).all(axis=1)
+    )
+    bad &= ~np.asarray(pc.is_null(bbox))
+    return pa.array(bad)
+
+
+def derive_labels(annotations: pa.ListArray) -> pa.ListArray:
+    """Distinct, sorted labels of each frame's annotations that are not rejected."""
+    n = len(annotations)
+    flat = pc.list_flatten(annotations)
+    if len(flat) == 0:
+        return pa.array([[] for _ in range(n)], pa.list_(pa.string())) if n else pa.array([], pa.list_(pa.string()))
+    df = pl.DataFrame(
+        {
+            "p": pl.from_arrow(pc.list_parent_indices(annotations)),
+            "label": pl.from_arrow(pc.struct_field(flat, "label")),
+            "status": pl.from_arrow(pc.struct_field(flat, "review_status")),
+        }
+    )
+    grouped = (
+        df.filter(pl.col("status") != "rejected")
+        .group_by("p")
+        .agg(pl.col("label").drop_nulls().unique().sort())
+    )
+    full = pl.DataFrame({"p": np.arange(n, dtype=np.int64)}).join(
+        grouped.with_columns(pl.col("p").cast(pl.Int64)), on="p", how="left"
+    ).sort("p")
+    labels = full["label"].fill_null(pl.lit([], dtype=pl.List(pl.String)))
+    return labels.to_arrow().cast(pa.list_(pa.string()))

@@ -1,0 +1,73 @@
+"""The frames table schema: one row per image, annotations nested with provenance.
+
+Core columns are fixed; any other column is user metadata and keeps its own Arrow type.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+UTC_US = pa.timestamp("us", tz="UTC")
+
+SOURCE_KINDS = ("human", "model")
+REVIEW_STATUSES = ("unreviewed", "accepted", "rejected", "corrected")
+OBSERVATION_LEVELS = ("media", "event")
+
+BBOX_TYPE = pa.list_(pa.float32(), 4)
+
+ANNOTATION_TYPE = pa.struct(
+    [
+        pa.field("ann_id", pa.string()),
+        pa.field("label", pa.string()),
+        pa.field("bbox", BBOX_TYPE),
+        pa.field("confidence", pa.float32()),
+        pa.field("count", pa.int32()),
+        pa.field("source_kind", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("created_at", UTC_US),
+        pa.field("review_status", pa.string()),
+        pa.field("reviewed_by", pa.string()),
+        pa.field("reviewed_at", UTC_US),
+        pa.field("note", pa.string()),
+        pa.field("revision", pa.int64()),
+        # 'media' for a label on this image, 'event' for a Camtrap DP event-level
+        # observation attached to every frame of its event.
+        pa.field("level", pa.string()),
+    ]
+)
+ANNOTATION_FIELDS = tuple(f.name for f in ANNOTATION_TYPE)
+
+CORE_FIELDS = (
+    pa.field("frame_id", pa.string(), nullable=False),
+    pa.field("uri", pa.string(), nullable=False),
+    pa.field("width", pa.int32()),
+    pa.field("height", pa.int32()),
+    pa.field("captured_at", UTC_US),
+    pa.field("site", pa.string()),
+    pa.field("camera", pa.string()),
+    pa.field("deployment", pa.string()),
+    pa.field("seq_id", pa.string()),
+    pa.field("frame_num", pa.int32()),
+    pa.field("revision", pa.int64(), nullable=False),
+    pa.field("labels", pa.list_(pa.string())),
+    pa.field("annotations", pa.list_(ANNOTATION_TYPE)),
+)
+CORE_NAMES = tuple(f.name for f in CORE_FIELDS)
+FRAMES_SCHEMA = pa.schema(list(CORE_FIELDS))
+
+# Scalar indices the store keeps on every frames table: column -> Lance index type.
+INDICES = {
+    "frame_id": "BTREE",
+    "captured_at": "BTREE",
+    "site": "BITMAP",
+    "camera": "BITMAP",
+    "labels": "LABEL_LIST",
+}
+
+
+def frames_schema(extra: pa.Schema | None = None) -> pa.Schema:
+    """The core schema followed by the dataset's extra (user metadata) columns."""
+    fields = list(CORE_FIELDS)
+    if extra is not None:
+        fields += [f for f in extra if f.name not in CORE_NAMES]
+    return pa.schema(fields)

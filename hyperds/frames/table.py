@@ -1,0 +1,212 @@
+"""FrameTable: one Lance table of frames, read and appended through Arrow.
+
+Every write is one Lance commit (all or nothing); indices are created on first data and refreshed after.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import lance
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import FrameNotFoundError, HyperdsError, SchemaError
+from .normalize import FrameInput, normalize_frames
+from .schema import CORE_NAMES, INDICES
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+log = logging.getLogger(__name__)
+
+# Above this many rows per write, Lance's indexed merge path runs out of memory; scan instead.
+_INDEXED_MERGE_LIMIT = 50_000
+
+
+@dataclasses.dataclass(frozen=True)
+class AddResult:
+    """What add_frames() did: rows inserted, rows skipped because their frame_id exists, new version."""
+
+    inserted: int
+    skipped: int
+    version: int
+
+
+def sql_literal(value: str) -> str:
+    """A string as a quoted SQL literal for Lance filters."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+class FrameTable:
+    """A dataset's frames table at its latest version, or pinned read-only to `version`."""
+
+    def __init__(self, store: Store, name: str, version: int | None = None):
+        self.store = store
+        self.name = name
+        self._pinned = version
+        self._ds: lance.LanceDataset | None = None
+
+    # -- opening ---------------------------------------------------------------------------
+    @property
+    def uri(self) -> str:
+        return self.store.table_uri(self.name)
+
+    def lance(self, version: int | None = None) -> lance.LanceDataset:
+        """The underlying pylance dataset (latest, or the pinned/asked version)."""
+        version = version if version is not None else self._pinned
+        if version is None:
+            if self._ds is None:
+                self._ds = self.store.open_lance(self.name)
+            else:
+                self._ds.checkout_latest()
+            return self._ds
+        return self.store.open_lance(self.name, version=version)
+
+    def at(self, version: int) -> FrameTable:
+        """A read-only view of this dataset as it was at Lance `version`."""
+        available = [v["version"] for v in self.lance().versions()]
+        if version not in available:
+            raise HyperdsError(
+                f"dataset {self.name!r} has no version {version}; available versions: {available[0]}..{available[-1]}"
+                if available
+                else f"dataset {self.name!r} has no versions"
+            )
+        return type(self)(self.store, self.name, version=version)
+
+    # -- metadata --------------------------------------------------------------------------
+    @property
+    def version(self) -> int:
+        return self.lance().version
+
+    def versions(self) -> list[dict[str, Any]]:
+        """Every Lance version of the table: version number, timestamp, metadata."""
+        return self.lance().versions()
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self.lance().schema
+
+    @property
+    def extra_schema(self) -> pa.Schema:
+        """The user metadata columns (everything outside the core frames schema)."""
+        return pa.schema([f for f in self.schema if f.name not in CORE_NAMES])
+
+    @property
+    def root(self) -> str | None:
+        """Base URI that relative frame `uri`s are resolved against (None: none set)."""
+        meta = self.schema.metadata or {}
+        root = meta.get(b"hyperds.root")
+        return root.decode() if root else None
+
+    def __len__(self) -> int:
+        return self.lance().count_rows()
+
+    def count(self, filter: str | None = None) -> int:
+        return self.lance().count_rows(filter=filter)
+
+    # -- reads -----------------------------------------------------------------------------
+    def to_arrow(self, columns: list[str] | None = None, filter: str | None = None) -> pa.Table:
+        return self.lance().to_table(columns=columns, filter=filter)
+
+    def to_polars(self, columns: list[str] | None = None, filter: str | None = None) -> pl.DataFrame:
+        return pl.from_arrow(self.to_arrow(columns=columns, filter=filter))
+
+    def to_batches(self, columns: list[str] | None = None, filter: str | None = None) -> Iterator[pa.RecordBatch]:
+        return self.lance().to_batches(columns=columns, filter=filter)
+
+    def get(self, frame_id: str) -> dict[str, Any]:
+        """One frame as a dict (annotations as a list of dicts)."""
+        rows = self.to_arrow(filter=f"frame_id = {sql_literal(frame_id)}").to_pylist()
+        if not rows:
+            raise FrameNotFoundError(
+                f"frame {frame_id!r} is not in dataset {self.name!r}; list frame ids with "
+                f"`hyperds show {self.name}` or ds.to_polars()['frame_id']"
+            )
+        return rows[0]
+
+    def existing_ids(self, frame_ids: pa.Array) -> pa.Array:
+        """The subset of `frame_ids` already in the table (index lookup for small sets)."""
+        if len(frame_ids) == 0 or len(self) == 0:
+            return pa.array([], pa.string())
+        ids = frame_ids.to_pylist()
+        if len(ids) <= 1000:
+            flt = "frame_id IN (" + ", ".join(sql_literal(i) for i in ids) + ")"
+            return self.to_arrow(columns=["frame_id"], filter=flt).column("frame_id").combine_chunks()
+        have = self.to_arrow(columns=["frame_id"]).column("frame_id")
+        return pc.filter(frame_ids, pc.is_in(frame_ids, have))
+
+    # -- writes ----------------------------------------------------------------------------
+    def _require_writable(self) -> None:
+        if self._pinned is not None:
+            raise SchemaError(f"dataset {self.name!r} is opened at version {self._pinned}, read-only; use store.dataset()")
+
+    def add_frames(self, data: FrameInput, assume_tz: str = "UTC") -> AddResult:
+        """Insert frames whose frame_id is new; existing frame_ids are skipped (idempotent).
+
+        All rows are validated before anything is written; the insert is one Lance commit.
+        """
+        self._require_writable()
+        table = normalize_frames(data, extra_schema=self.extra_schema, assume_tz=assume_tz)
+        return self.insert_normalized(table)
+
+    def insert_normalized(self, table: pa.Table) -> AddResult:
+        """Insert rows already in the frames schema (see normalize_frames)."""
+        self._require_writable()
+        before = len(self)
+        if table.num_rows == 0:
+            return AddResult(0, 0, self.version)
+        self._evolve_schema(table.schema)
+        ds = self.lance()
+        table = self._align(table, ds.schema)
+        builder = ds.merge_insert("frame_id").when_not_matched_insert_all()
+        if table.num_rows > _INDEXED_MERGE_LIMIT or before == 0:
+            builder = builder.use_index(False)
+        result = builder.execute(table)
+        inserted = int(result["num_inserted_rows"])
+        self._ds = None
+        if inserted:
+            self.refresh_indices()
+        log.info("%s: inserted %d frames, skipped %d existing", self.name, inserted, table.num_rows - inserted)
+        return AddResult(inserted, table.num_rows - inserted, self.version)
+
+    def _align(self, table: pa.Table, schema: pa.Schema) -> pa.Table:
+        cols = []
+        for f in schema:
+            if f.name in table.column_names:
+                cols.append(table.column(f.name).cast(f.type))
+            else:
+                cols.append(pa.nulls(table.num_rows, f.type))
+        return pa.Table.from_arrays(cols, schema=pa.schema(list(schema), metadata=None))
+
+    def _evolve_schema(self, incoming: pa.Schema) -> None:
+        ds = self.lance()
+        new = [f for f in incoming if f.name not in ds.schema.names]
+        if new:
+            ds.add_columns(new)
+            self._ds = None
+            log.info("%s: added user column(s) %s", self.name, [f.name for f in new])
+        for f in incoming:
+            have = ds.schema.field(f.name).type if f.name in ds.schema.names else f.type
+            if have != f.type and not pa.types.is_null(f.type):
+                try:
+                    pa.nulls(0, f.type).cast(have)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                    raise SchemaError(f"column {f.name!r} is {have} in dataset {self.name!r}; got {f.type}") from exc
+
+    def refresh_indices(self) -> None:
+        """Create the scalar indices on first data, then fold new fragments into them."""
+        ds = self.lance()
+        if ds.count_rows() == 0:
+            return
+        have = {d.field_names[0] for d in ds.describe_indices()}
+        missing = {c: t for c, t in INDICES.items() if c not in have}
+        for column, kind in missing.items():
+            ds.create_scalar_index(column, kind)
+        if not missing:
+            ds.optimize.optimize_indices()
+        self._ds = None

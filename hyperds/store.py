@@ -1,0 +1,155 @@
+"""Store: a LanceDB database at a URI (local folder or s3://bucket/prefix) holding datasets and catalogs.
+
+Datasets are frames tables; catalog tables (views, commits, events, runs) have names starting with `_`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import lance
+import lancedb
+import pyarrow as pa
+
+from .errors import DatasetExistsError, DatasetNotFoundError, StoreError
+from .frames.schema import frames_schema
+
+if TYPE_CHECKING:
+    from .dataset import Dataset
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STORE = Path.home() / ".hyperds" / "store"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# storage_options keys that hold secrets: never pickled, never logged.
+_SECRET_KEYS = re.compile(r"secret|token|password|session", re.IGNORECASE)
+
+
+def default_store_uri() -> str:
+    """HYPERDS_STORE if set, else ~/.hyperds/store."""
+    return os.environ.get("HYPERDS_STORE") or str(DEFAULT_STORE)
+
+
+def connect(uri: str | os.PathLike[str] | None = None, storage_options: dict[str, str] | None = None) -> Store:
+    """Open (creating on first use) the store at `uri`; default HYPERDS_STORE or ~/.hyperds/store.
+
+    For S3-compatible endpoints pass e.g. {"aws_endpoint": ..., "allow_http": "true", "region": ...}.
+    """
+    return Store(str(uri) if uri is not None else default_store_uri(), storage_options)
+
+
+class Store:
+    """A set of datasets and catalog tables under one URI."""
+
+    def __init__(self, uri: str, storage_options: dict[str, str] | None = None):
+        if "://" not in uri or uri.startswith("file://"):
+            path = Path(uri.removeprefix("file://")).expanduser().resolve()
+            path.mkdir(parents=True, exist_ok=True)
+            uri = str(path)
+        self.uri = uri.rstrip("/")
+        self.storage_options = dict(storage_options or {})
+        self._conn: lancedb.DBConnection | None = None
+
+    @property
+    def _db(self) -> lancedb.DBConnection:
+        # Connected on first use, so a Store can be built (or unpickled in a worker) cheaply.
+        if self._conn is None:
+            try:
+                self._conn = lancedb.connect(self.uri, storage_options=self.storage_options or None)
+            except (OSError, ValueError, RuntimeError) as exc:
+                raise StoreError(f"cannot open store at {self.uri}: {exc}") from exc
+        return self._conn
+
+    def __repr__(self) -> str:
+        return f"Store({self.uri!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A pickled store (e.g. inside a DataLoader worker under spawn) never carries secrets:
+        # credentials come back from the environment or a named profile.
+        public = {k: v for k, v in self.storage_options.items() if not _SECRET_KEYS.search(k)}
+        public.pop("aws_access_key_id", None)
+        return (Store, (self.uri, public))
+
+    # -- low level -------------------------------------------------------------------------
+    def table_uri(self, name: str) -> str:
+        return f"{self.uri}/{name}.lance"
+
+    def open_lance(self, name: str, version: int | str | None = None) -> lance.LanceDataset:
+        """Open a table of this store with pylance (optionally at a version or tag)."""
+        try:
+            return lance.dataset(self.table_uri(name), version=version, storage_options=self.storage_options or None)
+        except ValueError as exc:
+            if version is not None and "not found" in str(exc).lower():
+                raise StoreError(f"table {name!r} has no version {version!r}: {exc}") from exc
+            raise
+
+    def table_names(self) -> list[str]:
+        names: list[str] = []
+        token = None
+        while True:
+            try:
+                page = self._db.list_tables(page_token=token) if token else self._db.list_tables()
+            except (OSError, ValueError, RuntimeError) as exc:
+                raise StoreError(f"cannot list tables of store {self.uri}: {exc}") from exc
+            names += list(page.tables)
+            token = page.page_token
+            if not token:
+                return sorted(names)
+
+    # -- datasets --------------------------------------------------------------------------
+    def datasets(self) -> list[str]:
+        """Names of the datasets in the store (catalog tables excluded)."""
+        return [n for n in self.table_names() if not n.startswith("_")]
+
+    def create_dataset(
+        self, name: str, root: str | None = None, schema: pa.Schema | None = None, exist_ok: bool = False
+    ) -> Dataset:
+        """Create an empty dataset; `root` rebases relative frame URIs, `schema` adds user columns."""
+        from .dataset import Dataset
+
+        if not _NAME.match(name):
+            raise StoreError(
+                f"invalid dataset name {name!r}: use letters, digits, '_', '-', '.', starting with a letter or digit"
+            )
+        if name in self.datasets():
+            if exist_ok:
+                return Dataset(self, name)
+            raise DatasetExistsError(
+                f"dataset {name!r} already exists; open it with store.dataset({name!r}) or drop it first"
+            )
+        meta = {"hyperds.kind": "frames"}
+        if root:
+            meta["hyperds.root"] = root
+        full = frames_schema(schema).with_metadata(meta)
+        self._db.create_table(name, schema=full)
+        log.info("created dataset %s in %s", name, self.uri)
+        return Dataset(self, name)
+
+    def dataset(self, name: str) -> Dataset:
+        """Open a dataset by name."""
+        from .dataset import Dataset
+
+        if name not in self.datasets():
+            raise DatasetNotFoundError(name, self.datasets())
+        return Dataset(self, name)
+
+    def drop_dataset(self, name: str) -> None:
+        """Delete a dataset and all its versions."""
+        if name not in self.datasets():
+            raise DatasetNotFoundError(name, self.datasets())
+        self._db.drop_table(name)
+
+    # -- catalog tables --------------------------------------------------------------------
+    def catalog(self, name: str, schema: pa.Schema) -> lance.LanceDataset:
+        """Open catalog table `name` (e.g. "_views"), creating it empty with `schema` if missing."""
+        if not name.startswith("_"):
+            raise ValueError("catalog table names start with '_'")
+        try:
+            return self.open_lance(name)
+        except (ValueError, OSError, StoreError):
+            self._db.create_table(name, schema=schema, exist_ok=True)
+            return self.open_lance(name)

@@ -1,0 +1,138 @@
+"""Store and dataset basics on local disk and on a moto S3 server."""
+
+from __future__ import annotations
+
+import pickle
+
+import polars as pl
+import pyarrow as pa
+import pytest
+
+import hyperds
+from hyperds.errors import DatasetExistsError, DatasetNotFoundError, DuplicateFrameError, FrameNotFoundError, SchemaError
+
+
+def _frames(n: int, prefix: str = "f") -> list[dict]:
+    return [
+        {
+            "frame_id": f"{prefix}{i}",
+            "uri": f"s3://bucket/{prefix}{i}.jpg",
+            "site": f"S{i % 3}",
+            "captured_at": f"2024-03-0{1 + i % 9}T06:30:00+02:00",
+            "annotations": [{"label": "lion" if i % 2 else "zebra", "confidence": 0.5, "source_kind": "model"}],
+        }
+        for i in range(n)
+    ]
+
+
+def test_connect_default_uses_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("HYPERDS_STORE", str(tmp_path / "envstore"))
+    store = hyperds.connect()
+    store.create_dataset("a")
+    assert (tmp_path / "envstore" / "a.lance").is_dir()
+    assert hyperds.connect(tmp_path / "envstore").datasets() == ["a"]
+
+
+def test_create_open_drop(store):
+    store.create_dataset("cams", root="s3://bucket/root")
+    assert store.datasets() == ["cams"]
+    assert store.dataset("cams").root == "s3://bucket/root"
+    with pytest.raises(DatasetExistsError, match="already exists"):
+        store.create_dataset("cams")
+    with pytest.raises(DatasetNotFoundError, match="existing datasets: cams"):
+        store.dataset("camz")
+    store.drop_dataset("cams")
+    assert store.datasets() == []
+
+
+def test_add_frames_idempotent_and_derived(store):
+    ds = store.create_dataset("cams")
+    first = ds.add_frames(_frames(10))
+    assert (first.inserted, first.skipped) == (10, 0)
+    again = ds.add_frames(_frames(12))
+    assert (again.inserted, again.skipped) == (2, 10)
+    assert len(ds) == 12
+    row = ds.get("f3")
+    assert row["labels"] == ["lion"]
+    assert row["revision"] == 0
+    assert row["captured_at"].isoformat() == "2024-03-04T04:30:00+00:00"  # +02:00 stored as UTC
+    ann = row["annotations"][0]
+    assert (ann["ann_id"], ann["review_status"], ann["source_kind"]) == ("f3:0", "unreviewed", "model")
+    indexed = {d.field_names[0]: d.type_url for d in ds.lance().describe_indices()}
+    assert set(indexed) == {"frame_id", "captured_at", "site", "camera", "labels"}
+    assert all(d.num_rows_indexed == 12 for d in ds.lance().describe_indices())
+
+
+def test_inputs_arrow_polars_dicts_agree(store):
+    rows = _frames(5)
+    a = store.create_dataset("a")
+    a.add_frames(rows)
+    b = store.create_dataset("b")
+    b.add_frames(pl.DataFrame({"frame_id": [r["frame_id"] for r in rows], "uri": [r["uri"] for r in rows]}))
+    c = store.create_dataset("c")
+    c.add_frames(pa.table({"frame_id": [r["frame_id"] for r in rows], "uri": [r["uri"] for r in rows], "temp_c": [1.5] * 5}))
+    assert a.to_arrow()["frame_id"].to_pylist() == b.to_polars()["frame_id"].to_list()
+    assert c.schema.field("temp_c").type == pa.float64()
+
+
+def test_rejected_label_not_in_labels(store):
+    ds = store.create_dataset("cams")
+    ds.add_frames([{"frame_id": "x", "uri": "u", "annotations": [
+        {"label": "lion", "review_status": "rejected"}, {"label": "zebra"}, {"label": "zebra"}]}])
+    assert ds.get("x")["labels"] == ["zebra"]
+
+
+@pytest.mark.parametrize(
+    "rows, error, pointer",
+    [
+        ([{"frame_id": "a", "uri": "u"}, {"frame_id": "a", "uri": "v"}], DuplicateFrameError, "'a'"),
+        ([{"frame_id": "a"}], SchemaError, "'uri'"),
+        ([{"frame_id": "a", "uri": "u", "annotations": [{"label": "x", "bbox": [0.5, 0.5, 0.7, 0.1]}]}], SchemaError, "bbox"),
+        ([{"frame_id": "a", "uri": "u", "annotations": [{"label": "x", "source_kind": "robot"}]}], SchemaError, "source_kind"),
+        ([{"frame_id": "a", "uri": "u", "captured_at": "yesterday"}], SchemaError, "timestamp"),
+    ],
+)
+def test_bad_frames_leave_dataset_unchanged(store, rows, error, pointer):
+    ds = store.create_dataset("cams")
+    ds.add_frames(_frames(3))
+    version, count = ds.version, len(ds)
+    with pytest.raises(error, match=pointer):
+        ds.add_frames(rows)
+    assert (ds.version, len(ds)) == (version, count)
+
+
+def test_get_unknown_frame(store):
+    ds = store.create_dataset("cams")
+    ds.add_frames(_frames(2))
+    with pytest.raises(FrameNotFoundError, match="'nope'"):
+        ds.get("nope")
+
+
+def test_at_reads_the_past(store):
+    ds = store.create_dataset("cams")
+    ds.add_frames(_frames(3))
+    v = ds.version
+    ds.add_frames(_frames(6))
+    assert len(ds.at(v)) == 3 and len(ds) == 6
+
+
+def test_s3_store_round_trip(s3_bucket, s3_storage_options):
+    bucket, client = s3_bucket
+    store = hyperds.connect(f"s3://{bucket}/stores/main", storage_options=s3_storage_options)
+    ds = store.create_dataset("cams")
+    ds.add_frames(_frames(20))
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert any(k.startswith("stores/main/cams.lance/") for k in keys)
+    again = hyperds.connect(f"s3://{bucket}/stores/main", storage_options=s3_storage_options)
+    assert again.datasets() == ["cams"]
+    got = again.dataset("cams").to_arrow().sort_by("frame_id")
+    assert got.num_rows == 20
+    assert again.dataset("cams").get("f7")["labels"] == ["lion"]
+
+
+def test_pickled_store_has_no_secret(s3_storage_options):
+    opts = dict(s3_storage_options, aws_secret_access_key="SUPERSECRET123")
+    store = hyperds.Store("s3://bucket/x", opts)
+    blob = pickle.dumps(store)
+    assert b"SUPERSECRET123" not in blob
+    assert pickle.loads(blob).storage_options["aws_endpoint"] == opts["aws_endpoint"]
