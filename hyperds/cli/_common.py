@@ -1,0 +1,35 @@
+"""Helpers shared by the CLI command modules: opening the store, writing tables."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import polars as pl
+import pyarrow as pa
+
+from ..store import Store, connect
+
+FORMATS = ("table", "csv", "json", "parquet")
+
+
+def open_store(args: argparse.Namespace) -> Store:
+    return connect(args.store)
+
+
+def write_table(table: pa.Table | pl.DataFrame, fmt: str = "table", out: str | None = None) -> None:
+    """Write a result to stdout (or `out` for parquet) in one of FORMATS."""
+    df = table if isinstance(table, pl.DataFrame) else pl.from_arrow(table)
+    if fmt == "parquet":
+        if not out:
+            raise SystemExit("hyperds: --format parquet needs --output FILE")
+        df.write_parquet(out)
+        return
+    nested = [c for c, t in df.schema.items() if isinstance(t, (pl.List, pl.Struct, pl.Array))]
+    if fmt == "csv":
+        df.with_columns(pl.col(c).map_elements(str, return_dtype=pl.String) for c in nested).write_csv(sys.stdout)
+    elif fmt == "json":
+        sys.stdout.write(df.write_ndjson())
+    else:
+        with pl.Config(tbl_rows=50, tbl_cols=12, fmt_str_lengths=60, tbl_width_chars=160):
+            print(df)

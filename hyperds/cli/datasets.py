@@ -1,0 +1,41 @@
+"""`hyperds datasets` and `hyperds show`: list datasets, summarise one, print one frame."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import polars as pl
+
+from ._common import open_store, write_table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("datasets", help="list the datasets in the store", description="List datasets with frame counts.")
+    p.set_defaults(func=_datasets)
+    p = sub.add_parser(
+        "show", help="summarise a dataset or print one frame", description="Summarise DATASET, or print FRAME_ID as JSON."
+    )
+    p.add_argument("dataset")
+    p.add_argument("frame_id", nargs="?")
+    p.set_defaults(func=_show)
+
+
+def _datasets(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    rows = [{"dataset": n, "frames": len(d), "version": d.version} for n in store.datasets() for d in [store.dataset(n)]]
+    write_table(pl.DataFrame(rows, schema={"dataset": pl.String, "frames": pl.Int64, "version": pl.Int64}))
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    ds = open_store(args).dataset(args.dataset)
+    if args.frame_id:
+        print(json.dumps(ds.get(args.frame_id), default=str, indent=2))
+        return 0
+    from ..frames.summary import summarize
+
+    for title, table in summarize(ds).items():
+        print(f"\n{title}")
+        write_table(table)
+    return 0

@@ -1,0 +1,29 @@
+"""Summaries of a dataset: frames, annotations by source kind and by label."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from .table import FrameTable
+
+
+def annotations_frame(table: FrameTable) -> pl.DataFrame:
+    """One row per annotation: frame_id plus every annotation field."""
+    df = table.to_polars(columns=["frame_id", "annotations"])
+    return df.explode("annotations").drop_nulls("annotations").unnest("annotations")
+
+
+def summarize(table: FrameTable) -> dict[str, pl.DataFrame]:
+    """Titled tables: overview, annotations by source_kind, by label (top 20)."""
+    anns = annotations_frame(table)
+    overview = pl.DataFrame(
+        {
+            "dataset": [table.name],
+            "frames": [len(table)],
+            "annotations": [anns.height],
+            "version": [table.version],
+        }
+    )
+    by_kind = anns.group_by("source_kind").agg(pl.len().alias("annotations")).sort("source_kind")
+    by_label = anns.group_by("label").agg(pl.len().alias("annotations")).sort(["annotations", "label"], descending=[True, False]).head(20)
+    return {"overview": overview, "annotations by source_kind": by_kind, "annotations by label": by_label}
