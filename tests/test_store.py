@@ -136,3 +136,14 @@ def test_pickled_store_has_no_secret(s3_storage_options):
     blob = pickle.dumps(store)
     assert b"SUPERSECRET123" not in blob
     assert pickle.loads(blob).storage_options["aws_endpoint"] == opts["aws_endpoint"]
+
+
+def test_resolve_uris():
+    from hyperds.frames.uris import resolve_uris
+
+    uris = pa.array(["s3://b/k.jpg", "/data/a.JPG", "./media/x.jpg", "media/y.jpg", "https://h/x/file", None])
+    assert resolve_uris(uris, None).to_pylist() == [
+        "s3://b/k.jpg", "file:///data/a.JPG", "./media/x.jpg", "media/y.jpg", "https://h/x/file", None]
+    assert resolve_uris(uris, "s3://bucket/root/").to_pylist()[2:4] == [
+        "s3://bucket/root/media/x.jpg", "s3://bucket/root/media/y.jpg"]
+    assert resolve_uris(uris, "/mnt/cams").to_pylist()[3] == "file:///mnt/cams/media/y.jpg"
