@@ -161,3 +161,11 @@ class ImageLoadError(HyperdsError):
 
 class IngestError(HyperdsError):
     """Raw images that cannot be ingested (bad layout, unreadable listing)."""
+
+
+class EmbeddingError(HyperdsError):
+    """Embedding vectors that cannot be stored or searched (wrong shape, no embedding column, no vector)."""
+
+
+class SelectionError(HyperdsError):
+    """A review-queue or active-learning selection request that cannot be met (bad strategy, k, threshold)."""
