@@ -6,7 +6,17 @@ operations, each implemented in its own package and reached through a method her
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .frames.table import FrameTable
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import pyarrow as pa
+
+    from .frames.embeddings import EmbeddingResult
+    from .query.query import Query
 
 
 class Dataset(FrameTable):
@@ -15,3 +25,33 @@ class Dataset(FrameTable):
     def __repr__(self) -> str:
         at = f" @v{self._pinned}" if self._pinned is not None else ""
         return f"Dataset({self.name!r}{at}, store={self.store.uri!r})"
+
+    # -- queries ---------------------------------------------------------------------------
+    def query(self, sql: str) -> Query:
+        """Frames selected by `sql` (boolean expression or SELECT … FROM <this dataset>); see hyperds.query.
+
+        Parsed and validated now (QueryError before any data is read); run lazily by its methods.
+        """
+        from .query.query import Query
+
+        return Query(self, sql)
+
+    # -- embeddings and active learning (annotation rounds) --------------------------------
+    def add_embeddings(
+        self,
+        frame_ids: Sequence[str] | pa.Array,
+        vectors: Any,
+        model: str,
+        column: str = "embedding",
+        index: bool = True,
+    ) -> EmbeddingResult:
+        """Store one embedding vector per frame (fixed-size float32 column), in one commit; see frames.embeddings."""
+        from .frames.embeddings import add_embeddings
+
+        return add_embeddings(self, frame_ids, vectors, model=model, column=column, index=index)
+
+    def similar(self, frame_id: str, k: int = 10, column: str = "embedding") -> pa.Table:
+        """The k frames nearest to `frame_id` by embedding (L2): frame_id, distance."""
+        from .frames.embeddings import similar
+
+        return similar(self, frame_id, k=k, column=column)
