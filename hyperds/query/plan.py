@@ -1,0 +1,161 @@
+"""Split a validated predicate into a Lance pushdown filter and an exact residual.
+
+Top-level AND terms that Lance evaluates exactly (scalar frame columns against literals, label
+list tests) go into the Lance filter, where the BTREE/BITMAP/LABEL_LIST indices serve them; the
+rest stays as a residual for residual.py. An annotation term that fixes a label and excludes
+rejected annotations also adds `array_has_any(labels, …)` as a prefilter (it stays in the residual).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from ..frames.table import sql_literal
+from . import ast as a
+
+_REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What Lance filters (None: nothing) and what is checked afterwards (None: nothing)."""
+
+    pushdown: str | None
+    residual: a.Node | None
+    prefilter: str | None = None  # the label-index prefilter part of `pushdown`, if any
+
+
+def plan(where: a.Node | None) -> Plan:
+    """Split `where` (validated) into Lance filter + residual."""
+    pushed: list[str] = []
+    residual: list[a.Node] = []
+    prefilters: list[str] = []
+    for term in a.conjuncts(where):
+        if isinstance(term, a.Literal) and term.value is True:
+            continue
+        text = lance_filter(term)
+        if text is not None:
+            pushed.append(text)
+            continue
+        residual.append(term)
+        labels = _label_prefilter(term)
+        if labels:
+            prefilters.append(f"array_has_any(labels, [{', '.join(sql_literal(x) for x in labels)}])")
+    parts = pushed + prefilters
+    return Plan(
+        pushdown=" AND ".join(f"({p})" if len(parts) > 1 else p for p in parts) or None,
+        residual=a.conjoin(residual),
+        prefilter=" AND ".join(prefilters) or None,
+    )
+
+
+def lance_filter(node: a.Node) -> str | None:
+    """The Lance (DataFusion SQL) form of `node`, or None when Lance cannot evaluate it exactly."""
+    match node:
+        case a.Column(type=a.BOOL) if _pushable_column(node):
+            return node.name
+        case a.Literal(type=a.BOOL, value=v):
+            return "true" if v else "false"
+        case a.And(args=args) | a.Or(args=args):
+            parts = [lance_filter(x) for x in args]
+            if any(p is None for p in parts):
+                return None
+            joiner = " AND " if isinstance(node, a.And) else " OR "
+            return joiner.join(f"({p})" for p in parts)
+        case a.Not(arg=x):
+            inner = lance_filter(x)
+            return None if inner is None else f"NOT ({inner})"
+        case a.IsNull(expr=a.Column() as col) if _pushable_column(col):
+            return f"{col.name} IS NULL"
+        case a.Compare(op=op, left=a.Column() as col, right=right) if _pushable_column(col):
+            value = _operand(right, col)
+            return None if value is None else f"{col.name} {op} {value}"
+        case a.In(expr=a.Column() as col, values=values) if _pushable_column(col):
+            items = [_operand(v, col) for v in values]
+            return None if None in items else f"{col.name} IN ({', '.join(items)})"
+        case a.Between(expr=a.Column() as col, low=lo, high=hi) if _pushable_column(col):
+            low, high = _operand(lo, col), _operand(hi, col)
+            return None if None in (low, high) else f"{col.name} BETWEEN {low} AND {high}"
+        case a.LabelsHas(values=values, mode=mode):
+            return f"array_has_{mode}(labels, [{', '.join(sql_literal(v) for v in values)}])"
+    return None
+
+
+def _pushable_column(col: a.Column) -> bool:
+    if col.scope != a.FRAME or not (col.name.isidentifier() and col.name.isascii()):
+        return False
+    if col.type == a.FLOAT:  # float32 columns would meet float64 literals with different rounding
+        return pa.types.is_float64(col.arrow_type)
+    return col.type in (a.STRING, a.INT, a.BOOL, a.TIMESTAMP)
+
+
+def _operand(node: a.Node, col: a.Column) -> str | None:
+    """A literal or same-typed column Lance compares exactly with `col`; None otherwise."""
+    if isinstance(node, a.Column):
+        same = _pushable_column(node) and node.arrow_type == col.arrow_type
+        return node.name if same else None
+    if not isinstance(node, a.Literal) or node.value is None or node.type != col.type:
+        return None
+    if node.type == a.INT:
+        bits = col.arrow_type.bit_width
+        signed = pa.types.is_signed_integer(col.arrow_type)
+        lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+        return str(node.value) if lo <= node.value <= hi else None
+    if node.type == a.STRING:
+        return sql_literal(node.value)
+    if node.type == a.TIMESTAMP:
+        if col.arrow_type.tz is None or col.arrow_type.unit != "us":
+            return None
+        return "TIMESTAMP '" + node.value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f") + "'"
+    if node.type == a.BOOL:
+        return "true" if node.value else "false"
+    return repr(float(node.value))
+
+
+def _label_prefilter(term: a.Node) -> list[str] | None:
+    """Labels one of which a frame must list for `term` to hold, when `labels` can prove it.
+
+    `labels` lists the labels of annotations that are not rejected, so only a condition that
+    fixes the label AND excludes rejected annotations may use it.
+    """
+    match term:
+        case a.AnnotationPredicate(kind="any", cond=cond):
+            pass
+        case a.Compare(left=a.AnnotationCount(cond=cond), op=op, right=a.Literal(type=a.INT, value=n)) if (
+            (op in (">=", "=") and n >= 1) or (op == ">" and n >= 0)
+        ):
+            pass
+        case _:
+            return None
+    if cond is None:
+        return None
+    labels, not_rejected = None, False
+    for part in a.conjuncts(cond):
+        values = _fixed_values(part)
+        if values is None:
+            continue
+        field, allowed, excluded = values
+        if field == "label" and allowed is not None:
+            labels = allowed
+        if field == "review_status":
+            not_rejected = not_rejected or (allowed is not None and _REJECTED not in allowed) or (
+                excluded is not None and _REJECTED in excluded
+            )
+    return sorted(labels) if labels and not_rejected else None
+
+
+def _fixed_values(part: a.Node) -> tuple[str, set | None, set | None] | None:
+    """(field, values it must take, values it must not take) for simple annotation-field tests."""
+    match part:
+        case a.Compare(op="=", left=a.Column(name=f), right=a.Literal(type=a.STRING, value=v)):
+            return f, {v}, None
+        case a.Compare(op="!=", left=a.Column(name=f), right=a.Literal(type=a.STRING, value=v)):
+            return f, None, {v}
+        case a.In(expr=a.Column(name=f), values=vs) if all(v.type == a.STRING for v in vs):
+            return f, {v.value for v in vs}, None
+        case a.Not(arg=a.In(expr=a.Column(name=f), values=vs)) if all(v.type == a.STRING for v in vs):
+            return f, None, {v.value for v in vs}
+    return None
