@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from .frames.embeddings import EmbeddingResult
+    from .frames.ingest import IngestReport
     from .query.query import Query
 
 
@@ -55,3 +56,29 @@ class Dataset(FrameTable):
         from .frames.embeddings import similar
 
         return similar(self, frame_id, k=k, column=column)
+
+    # -- raw image ingest ------------------------------------------------------------------
+    def ingest(
+        self,
+        uri: str,
+        layout: str | None = None,
+        hash: bool = False,
+        storage_options: dict[str, Any] | None = None,
+        engine: str = "local",
+        **options: Any,
+    ) -> IngestReport:
+        """Add the images under a folder or s3:// prefix not yet ingested, reading only their headers.
+
+        `layout` ("{site}/{camera}/{name}") names path parts; `engine="ray"` reads headers on Ray
+        workers. Options: tz, threads, burst_gap_s, block_size, progress (see frames.ingest).
+        """
+        from .errors import IngestError
+        from .frames.ingest import ingest
+
+        if engine not in ("local", "ray"):
+            raise IngestError(f"engine must be 'local' or 'ray', not {engine!r}")
+        if engine == "ray":
+            from .distributed import ray_header_reader
+
+            options["reader"] = ray_header_reader(hash=hash, block_size=options.get("block_size"))
+        return ingest(self, uri, layout=layout, hash=hash, storage_options=storage_options, **options)
