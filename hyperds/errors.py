@@ -169,3 +169,7 @@ class EmbeddingError(HyperdsError):
 
 class SelectionError(HyperdsError):
     """A review-queue or active-learning selection request that cannot be met (bad strategy, k, threshold)."""
+
+
+class LoaderError(HyperdsError):
+    """A training loader that cannot be built as asked (unknown target or unit, a column it needs, labels)."""

@@ -1,0 +1,169 @@
+"""The loader's manifest: a view's Arrow frames turned into flat numpy indices, with no per-row objects.
+
+Built once per dataset with vectorised Arrow compute: class ids per frame (a CSR list), annotation
+boxes per frame, and sequence (burst) membership. Forked workers share these pages unchanged.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import LoaderError
+
+
+def read_manifest(source: Any, columns: Sequence[str] | None) -> pa.Table:
+    """`source.to_arrow()` (or an Arrow table itself), projected to `columns` when given."""
+    if isinstance(source, pa.Table):
+        table = source
+    elif hasattr(source, "to_arrow"):
+        to_arrow = source.to_arrow
+        if columns is not None and "columns" in inspect.signature(to_arrow).parameters:
+            table = to_arrow(columns=list(columns))
+        else:
+            table = to_arrow()
+    else:
+        raise LoaderError(
+            f"cannot load frames from {type(source).__name__}: pass a Dataset, View, query result or "
+            "pyarrow Table of frames (anything with to_arrow())"
+        )
+    if columns is None:
+        return table.combine_chunks()
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise LoaderError(
+            f"the frames manifest lacks column(s) {missing} (it has {table.column_names}); "
+            "select them in the view or query, or choose another target/unit"
+        )
+    return table.select(list(columns)).combine_chunks()
+
+
+def _csr_offsets(parents: np.ndarray, n: int) -> np.ndarray:
+    """Offsets [n + 1] of a list whose items (sorted by parent) belong to rows `parents`."""
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(parents, minlength=n), out=offsets[1:])
+    return offsets
+
+
+@dataclass
+class Classes:
+    """How raw labels become class indices: a label map and/or class list, else every label seen."""
+
+    names: list[str] | None  # index -> class name (None: a label map straight to indices)
+    _keys: pa.Array  # raw labels that map to a class
+    _key_class: np.ndarray  # class index of each key, then -1 for "not mapped"
+
+    @classmethod
+    def build(
+        cls,
+        label_map: Mapping[str, str | int] | None,
+        classes: Sequence[str] | None,
+        observed: pa.Array,
+    ) -> Classes:
+        if label_map:
+            values = list(label_map.values())
+            if all(isinstance(v, (int, np.integer)) for v in values):
+                names = list(classes) if classes is not None else None
+                key_class = [int(v) for v in values]
+            else:
+                names = list(classes) if classes is not None else sorted({str(v) for v in values})
+                index = {n: i for i, n in enumerate(names)}
+                key_class = [index.get(str(v), -1) for v in values]
+            keys = pa.array([str(k) for k in label_map], pa.string())
+        else:
+            if classes is not None:
+                names = list(classes)
+            else:
+                names = sorted(v for v in pc.unique(observed.cast(pa.string())).to_pylist() if v is not None)
+            keys = pa.array(names, pa.string())
+            key_class = list(range(len(names)))
+        return cls(names, keys, np.asarray(key_class + [-1], dtype=np.int64))
+
+    @property
+    def count(self) -> int:
+        if self.names is not None:
+            return len(self.names)
+        return int(self._key_class.max()) + 1 if len(self._key_class) > 1 else 0
+
+    @property
+    def merges(self) -> bool:
+        """True when two raw labels map to one class (so a frame's classes may repeat)."""
+        mapped = self._key_class[self._key_class >= 0]
+        return len(np.unique(mapped)) < len(mapped)
+
+    def ids(self, labels: pa.Array) -> np.ndarray:
+        """Class index of each label; -1 where the label maps to no class."""
+        position = pc.fill_null(pc.index_in(labels.cast(pa.string()), value_set=self._keys), -1)
+        return self._key_class[position.to_numpy(zero_copy_only=False)]
+
+
+def frame_classes(labels: pa.Array, classes: Classes) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets [n+1], class ids): the distinct classes of each frame's labels, as a CSR list."""
+    n = len(labels)
+    ids = classes.ids(pc.list_flatten(labels))
+    parents = pc.list_parent_indices(labels).to_numpy(zero_copy_only=False)
+    keep = ids >= 0
+    ids, parents = ids[keep], parents[keep]
+    if classes.merges:
+        width = classes.count + 1
+        pairs = np.unique(parents * width + ids)
+        parents, ids = pairs // width, pairs % width
+    return _csr_offsets(parents, n), ids
+
+
+@dataclass
+class Boxes:
+    """Annotation boxes kept for training, ordered by frame: frame row, normalised xywh, class id."""
+
+    frame: np.ndarray  # int64 [m]
+    xywh: np.ndarray  # float32 [m, 4]
+    cls: np.ndarray  # int64 [m]
+    offsets: np.ndarray  # int64 [n + 1]: boxes of frame r are offsets[r]:offsets[r + 1]
+
+
+def boxes(annotations: pa.Array, classes: Classes, keep: pc.Expression | None) -> Boxes:
+    """The boxes of not-rejected annotations with a bbox, a mapped label and `keep` true (e.g. confidence)."""
+    n = len(annotations)
+    flat = pc.list_flatten(annotations)
+    table = pa.Table.from_batches([pa.RecordBatch.from_struct_array(flat)])
+    table = table.append_column("_frame", pc.list_parent_indices(annotations))
+    wanted = pc.field("bbox").is_valid() & (
+        pc.field("review_status").is_null() | (pc.field("review_status") != "rejected")
+    )
+    if keep is not None:
+        wanted = wanted & keep
+    try:
+        table = table.filter(wanted)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError) as exc:
+        raise LoaderError(
+            f"box filter {keep} cannot be evaluated on annotations ({exc}); use pyarrow.compute "
+            "expressions over annotation fields, e.g. pc.field('confidence') >= 0.9"
+        ) from exc
+    cls = classes.ids(table.column("label").combine_chunks())
+    mapped = cls >= 0
+    frame = table.column("_frame").to_numpy()[mapped].astype(np.int64)
+    xywh = pc.list_flatten(table.column("bbox").combine_chunks()).to_numpy(zero_copy_only=False)
+    xywh = xywh.reshape(-1, 4)[mapped].astype(np.float32)
+    return Boxes(frame, xywh, cls[mapped], _csr_offsets(frame, n))
+
+
+def sequences(seq_id: pa.Array, frame_num: pa.Array | None) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets [s+1], frame rows): the frames of each seq_id burst by frame_num; a frame without seq_id alone."""
+    n = len(seq_id)
+    encoded = pc.dictionary_encode(seq_id.cast(pa.string()))
+    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    alone = codes < 0
+    codes[alone] = len(encoded.dictionary) + np.arange(int(alone.sum()))
+    order_key = (
+        pc.fill_null(frame_num, 0).to_numpy(zero_copy_only=False) if frame_num is not None else np.zeros(n, np.int64)
+    )
+    rows = np.lexsort((order_key, codes))
+    sorted_codes = codes[rows]
+    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]]) if n else np.zeros(0, np.int64)
+    return np.r_[starts, n].astype(np.int64), rows.astype(np.int64)
