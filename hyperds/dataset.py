@@ -13,11 +13,14 @@ from .frames.table import FrameTable
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    import polars as pl
     import pyarrow as pa
 
     from .frames.embeddings import EmbeddingResult
     from .frames.ingest import IngestReport
     from .query.query import Query
+    from .versioning.changes import ChangeInput
+    from .versioning.commits import CommitResult
 
 
 class Dataset(FrameTable):
@@ -36,6 +39,49 @@ class Dataset(FrameTable):
         from .query.query import Query
 
         return Query(self, sql)
+
+    # -- corrections and history (versioning.commits / versioning.history) -------------------
+    def commit(
+        self, changes: ChangeInput, author: str, message: str = "", based_on: int | None = None
+    ) -> CommitResult:
+        """Apply annotation changes (add, relabel, move, delete, review) as one new version, or write nothing.
+
+        Each change may carry the frame `revision` it saw (or pass `based_on=version`); ConflictError if stale.
+        """
+        from .versioning.commits import commit
+
+        return commit(self, changes, author=author, message=message, based_on=based_on)
+
+    def commits(self) -> pl.DataFrame:
+        """Every commit of this dataset, oldest first (id, versions, author, message, time, counts)."""
+        from .versioning.history import commits
+
+        return commits(self)
+
+    def history(self, frame_id: str) -> pl.DataFrame:
+        """Every annotation event of one frame, oldest first, with before/after values and the commit message."""
+        from .versioning.history import history
+
+        return history(self, frame_id)
+
+    def blame(self, frame_id: str) -> pl.DataFrame:
+        """Who set each current label of a frame, when, and why."""
+        from .versioning.history import blame
+
+        return blame(self, frame_id)
+
+    @property
+    def taxonomy(self) -> list[str] | None:
+        """Labels that changes may use (None: any label)."""
+        from .versioning.commits import taxonomy
+
+        return taxonomy(self)
+
+    def set_taxonomy(self, labels: Sequence[str] | None) -> None:
+        """Restrict the labels of future changes to `labels` (None lifts it); stored in the schema metadata."""
+        from .versioning.commits import set_taxonomy
+
+        set_taxonomy(self, list(labels) if labels is not None else None)
 
     # -- embeddings and active learning (annotation rounds) --------------------------------
     def add_embeddings(

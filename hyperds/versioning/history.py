@@ -1,0 +1,250 @@
+"""Annotation history: the `_commits` and `_events` catalogs, written after each commit and rebuilt if lost.
+
+Every commit's id, author, message and time also travel in the frames table's Lance transaction properties,
+so a crash between the frames commit and the catalog writes is repaired by `reconcile` on the next read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import lance
+import polars as pl
+import pyarrow as pa
+
+from ..frames.schema import ANNOTATION_TYPE, UTC_US
+from ..frames.table import sql_literal
+from .changes import flatten_annotations
+from .rows import read_rows
+
+if TYPE_CHECKING:
+    from ..frames.table import FrameTable
+
+log = logging.getLogger(__name__)
+
+COMMITS = "_commits"
+EVENTS = "_events"
+COMMITS_SCHEMA = pa.schema(
+    [
+        ("commit_id", pa.string()),
+        ("dataset", pa.string()),
+        ("version_before", pa.int64()),
+        ("version_after", pa.int64()),
+        ("author", pa.string()),
+        ("message", pa.string()),
+        ("created_at", UTC_US),
+        ("based_on", pa.int64()),
+        ("frames", pa.int64()),
+        ("added", pa.int64()),
+        ("updated", pa.int64()),
+        ("deleted", pa.int64()),
+        ("reviewed", pa.int64()),
+    ]
+)
+EVENTS_SCHEMA = pa.schema(
+    [
+        ("commit_id", pa.string()),
+        ("dataset", pa.string()),
+        ("version", pa.int64()),
+        ("frame_id", pa.string()),
+        ("ann_id", pa.string()),
+        ("op", pa.string()),
+        ("author", pa.string()),
+        ("created_at", UTC_US),
+        ("note", pa.string()),
+        ("before", ANNOTATION_TYPE),
+        ("after", ANNOTATION_TYPE),
+    ]
+)
+# Keys of the frames commit's Lance transaction properties.
+PROP = "hyperds.commit."
+_WATERMARK = "hyperds.reconciled."  # + dataset: frames versions up to here are all in the catalogs
+_REVIEW_FIELDS = ("review_status", "reviewed_by", "reviewed_at", "note")
+
+
+def commit_properties(commit_id: str, author: str, message: str, now: dt.datetime, based_on: int | None) -> dict:
+    """What a commit stores in the frames table's Lance transaction (enough to rebuild its history)."""
+    props = {"id": commit_id, "author": author, "message": message, "created_at": now.isoformat()}
+    if based_on is not None:
+        props["based_on"] = str(based_on)
+    return {PROP + k: v for k, v in props.items()}
+
+
+def diff_events(before: pa.Table, after: pa.Table) -> pl.DataFrame:
+    """Annotation events between two versions of the same frames (a changed annotation has a new revision)."""
+
+    def packed(rows: pa.Table, side: str) -> pl.DataFrame:
+        ids = pl.from_arrow(rows.select(["frame_id"])).with_row_index("_f").with_columns(pl.col("_f").cast(pl.Int64))
+        flat = flatten_annotations(rows).join(ids, on="_f")
+        return flat.select("frame_id", "ann_id", pl.struct(ANNOTATION_TYPE.names).alias(side))
+
+    joined = packed(before, "before").join(packed(after, "after"), on=["frame_id", "ann_id"], how="full", coalesce=True)
+    b, a = pl.col("before"), pl.col("after")
+    changed = b.is_null() | a.is_null() | (b.struct.field("revision") != a.struct.field("revision"))
+    review_changed = pl.any_horizontal(
+        [b.struct.field(f).ne_missing(a.struct.field(f)) for f in _REVIEW_FIELDS]
+    )
+    op = (
+        pl.when(b.is_null()).then(pl.lit("add"))
+        .when(a.is_null()).then(pl.lit("delete"))
+        .when(review_changed).then(pl.lit("review"))
+        .otherwise(pl.lit("update"))
+    )
+    return (
+        joined.filter(changed)
+        .with_columns(op=op)
+        .with_columns(note=pl.when(pl.col("op") == "review").then(a.struct.field("note")))
+        .sort("frame_id", "ann_id")
+    )
+
+
+def record(table: FrameTable, props: Mapping[str, str], version: int, before: pa.Table, after: pa.Table) -> dict:
+    """Write the `_events` rows, then the `_commits` row, of the commit that made frames `version`."""
+    events = diff_events(before, after)
+    store, name = table.store, table.name
+    meta = {k.removeprefix(PROP): v for k, v in props.items() if k.startswith(PROP)}
+    created = dt.datetime.fromisoformat(meta["created_at"])
+    counts = events["op"].value_counts()
+    count = dict(zip(counts["op"].to_list(), counts["count"].to_list(), strict=True))
+    if events.height:
+        rows = events.select(
+            pl.lit(meta["id"]).alias("commit_id"),
+            pl.lit(name).alias("dataset"),
+            pl.lit(version, pl.Int64).alias("version"),
+            "frame_id",
+            "ann_id",
+            "op",
+            pl.lit(meta["author"]).alias("author"),
+            pl.lit(created).alias("created_at"),
+            "note",
+            "before",
+            "after",
+        ).to_arrow()
+        lance.write_dataset(_conform(rows, EVENTS_SCHEMA), store.catalog(EVENTS, EVENTS_SCHEMA), mode="append")
+    summary = {
+        "commit_id": meta["id"],
+        "dataset": name,
+        "version_before": version - 1,
+        "version_after": version,
+        "author": meta["author"],
+        "message": meta["message"],
+        "created_at": created,
+        "based_on": int(meta["based_on"]) if "based_on" in meta else None,
+        "frames": after.num_rows,
+        **{key: int(count.get(op, 0)) for key, op in _COUNTS.items()},
+    }
+    commit_row = pa.Table.from_pylist([summary], schema=COMMITS_SCHEMA)
+    lance.write_dataset(commit_row, store.catalog(COMMITS, COMMITS_SCHEMA), mode="append")
+    return summary
+
+
+_COUNTS = {"added": "add", "updated": "update", "deleted": "delete", "reviewed": "review"}
+
+
+def _conform(rows: pa.Table, schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_arrays([rows.column(f.name).cast(f.type) for f in schema], schema=schema)
+
+
+def reconcile(table: FrameTable) -> int:
+    """Rebuild catalog rows of frames commits a crash left unrecorded; returns how many were rebuilt.
+
+    Only frames versions after the dataset's watermark (kept in `_commits` schema metadata) are checked.
+    """
+    frames = table.store.open_lance(table.name)
+    latest = frames.version
+    catalog = table.store.catalog(COMMITS, COMMITS_SCHEMA)
+    key = _WATERMARK + table.name
+    mark = int((catalog.schema.metadata or {}).get(key.encode(), b"0"))
+    if latest <= mark:
+        return 0
+    recorded = set(
+        catalog.to_table(
+            columns=["commit_id"], filter=f"dataset = {sql_literal(table.name)} AND version_after > {mark}"
+        ).column("commit_id").to_pylist()
+    )
+    rebuilt = 0
+    for version in range(mark + 1, latest + 1):
+        tx = _transaction(frames, version)
+        props = (tx.transaction_properties or {}) if tx is not None else {}
+        if props.get(PROP + "id") and props[PROP + "id"] not in recorded:
+            _rebuild(table, version, tx)
+            rebuilt += 1
+    try:
+        catalog.update_schema_metadata({key: str(latest)})
+    except OSError as exc:  # the watermark only saves work; a lost update is redone next time
+        log.debug("could not move the history watermark of %s: %s", table.name, exc)
+    return rebuilt
+
+
+def _transaction(frames: lance.LanceDataset, version: int) -> lance.Transaction | None:
+    try:
+        return frames.read_transaction(version)
+    except (OSError, ValueError):  # a version removed by cleanup
+        return None
+
+
+def _rebuild(table: FrameTable, version: int, tx: lance.Transaction) -> None:
+    after_ds = table.store.open_lance(table.name, version=version)
+    paths = {f.path for frag in tx.operation.new_fragments for f in frag.files}
+    touched = [frag for frag in after_ds.get_fragments() if any(f.path in paths for f in frag.metadata.files)]
+    ids = pa.concat_tables([frag.to_table(columns=["frame_id"]) for frag in touched]).column("frame_id")
+    after = read_rows(after_ds, ids.to_pylist())
+    before = read_rows(table.store.open_lance(table.name, version=version - 1), ids.to_pylist())
+    record(table, tx.transaction_properties, version, before, after)
+    log.warning("%s: rebuilt the history of commit %s (frames version %d)", table.name, tx.uuid, version)
+
+
+def _catalog_frame(table: FrameTable, name: str, schema: pa.Schema, filter: str, keys: list[str]) -> pl.DataFrame:
+    reconcile(table)
+    rows = table.store.catalog(name, schema).to_table(filter=filter)
+    # A rebuild racing the committer's own writes may record a row twice; both copies are identical.
+    return pl.from_arrow(_conform(rows, schema)).unique(subset=keys, keep="first", maintain_order=True)
+
+
+def commits(table: FrameTable) -> pl.DataFrame:
+    """Every commit of the dataset, oldest first."""
+    df = _catalog_frame(table, COMMITS, COMMITS_SCHEMA, f"dataset = {sql_literal(table.name)}", ["commit_id"])
+    return df.sort("version_after")
+
+
+def history(table: FrameTable, frame_id: str) -> pl.DataFrame:
+    """Every annotation event of one frame, oldest first, with its commit's message."""
+    flt = f"dataset = {sql_literal(table.name)} AND frame_id = {sql_literal(frame_id)}"
+    events = _catalog_frame(table, EVENTS, EVENTS_SCHEMA, flt, ["commit_id", "frame_id", "ann_id"])
+    messages = commits(table).select("commit_id", "message")
+    return events.join(messages, on="commit_id", how="left").sort("version", "ann_id").drop("dataset")
+
+
+def blame(table: FrameTable, frame_id: str) -> pl.DataFrame:
+    """Who set each current label of a frame, when and why (commit message, or the import's source)."""
+    current = flatten_annotations(pa.table({"annotations": [table.get(frame_id)["annotations"]]}).cast(
+        pa.schema([("annotations", pa.list_(ANNOTATION_TYPE))])
+    ))
+    events = history(table, frame_id)
+    label_set = (pl.col("op") == "add") | (
+        pl.col("after").struct.field("label").ne_missing(pl.col("before").struct.field("label"))
+    )
+    setters = (
+        events.filter(pl.col("after").is_not_null() & label_set)
+        .sort("version")
+        .group_by("ann_id")
+        .agg(pl.all().last())
+        .select("ann_id", "commit_id", "version", pl.col("author").alias("set_by"),
+                pl.col("created_at").alias("set_at"), "message")
+    )
+    return (
+        current.join(setters, on="ann_id", how="left")
+        .with_columns(
+            set_by=pl.coalesce("set_by", "source"),
+            set_at=pl.coalesce("set_at", "created_at"),
+            why=pl.coalesce("message", pl.lit("imported from ") + pl.col("source_kind") + pl.lit(" source")),
+        )
+        .sort("_pos")
+        .select(
+            "ann_id", "label", "set_by", "set_at", "why", "commit_id", "version", "source_kind", "source",
+            "confidence", "review_status", "reviewed_by", "reviewed_at", "note",
+        )
+    )
