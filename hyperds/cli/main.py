@@ -13,7 +13,7 @@ import sys
 
 from ..errors import HyperdsError
 
-COMMAND_MODULES = ("datasets",)
+COMMAND_MODULES = ("datasets", "imports")
 
 
 def build_parser() -> argparse.ArgumentParser:
