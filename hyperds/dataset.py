@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from .frames.embeddings import EmbeddingResult
+    from .versioning.review import AcceptResult
+    from .versioning.views import View
     from .frames.ingest import IngestReport
     from .query.query import Query
     from .versioning.changes import ChangeInput
@@ -102,6 +104,34 @@ class Dataset(FrameTable):
         from .frames.embeddings import similar
 
         return similar(self, frame_id, k=k, column=column)
+
+    def review_queue(
+        self, threshold: float = 0.98, model: str | None = None, where: str | None = None, name: str | None = None
+    ) -> View:
+        """Draft view of frames with an unreviewed model detection below `threshold` (people review these)."""
+        from .versioning.review import review_queue
+
+        return review_queue(self, threshold=threshold, model=model, where=where, name=name)
+
+    def auto_accept(self, threshold: float = 0.98, model: str | None = None) -> AcceptResult:
+        """Accept, as one commit by `auto:threshold=<t>`, the detections of frames with none below `threshold`."""
+        from .versioning.review import auto_accept
+
+        return auto_accept(self, threshold=threshold, model=model)
+
+    def select(
+        self,
+        k: int = 100,
+        strategy: str = "uncertainty",
+        where: str | None = None,
+        seed: int = 0,
+        name: str | None = None,
+        column: str = "embedding",
+    ) -> View:
+        """Draft view of the `k` frames to label next (uncertainty | random | diverse), never person-reviewed ones."""
+        from .versioning.select import select
+
+        return select(self, k=k, strategy=strategy, where=where, seed=seed, name=name, column=column)
 
     # -- raw image ingest ------------------------------------------------------------------
     def ingest(

@@ -8,7 +8,7 @@ Frames a person already reviewed or labelled are never selected; results are det
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -17,17 +17,51 @@ import pyarrow.compute as pc
 
 from ..errors import SelectionError
 from ..frames.embeddings import EMBEDDING_COLUMN, embedding_columns, read_embeddings
+from ..frames.table import sql_literal
+from .review import AUTO_REVIEWER_PREFIX, draft_view
 
 if TYPE_CHECKING:
+    from ..dataset import Dataset
     from ..frames.table import FrameTable
 
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("uncertainty", "random", "diverse")
-# Reviews recorded by a rule (auto_accept) carry this prefix in `reviewed_by`; they are not human reviews.
-AUTO_REVIEWER_PREFIX = "auto:"
 
 _RESULT_SCHEMA = pa.schema([("frame_id", pa.string()), ("rank", pa.int64()), ("score", pa.float64())])
+
+
+def select(
+    ds: Dataset,
+    k: int = 100,
+    strategy: str = "uncertainty",
+    where: str | None = None,
+    seed: int = 0,
+    name: str | None = None,
+    column: str = EMBEDDING_COLUMN,
+) -> Any:
+    """A draft view of the frames chosen by select_frames(), stored as `frame_id IN (...)`.
+
+    A view stores a query, so the chosen set is pinned by id: it stays exactly these frames,
+    whatever is reviewed or added later (rank order is in select_frames' result, not the view).
+    """
+    chosen = select_frames(ds, k=k, strategy=strategy, where=where, seed=seed, column=column)
+    return selection_view(ds, chosen, strategy, seed, where, name)
+
+
+def selection_view(
+    ds: Dataset, chosen: pa.Table, strategy: str, seed: int, where: str | None = None, name: str | None = None
+) -> Any:
+    """The draft view `name` (default `<dataset>-select-<strategy>`) holding exactly the `chosen` frames."""
+    if chosen.num_rows == 0:
+        raise SelectionError(
+            f"no frame of dataset {ds.name!r} is open for labelling"
+            + (f" among those matching {where!r}" if where else "")
+            + ": every frame is already reviewed or labelled by a person (or none match)"
+        )
+    ids = ", ".join(sql_literal(f) for f in chosen.column("frame_id").to_pylist())
+    message = f"select {chosen.num_rows} frame(s) by {strategy} (seed {seed})" + (f" where {where}" if where else "")
+    return draft_view(ds, name or f"{ds.name}-select-{strategy}", f"frame_id IN ({ids})", message)
 
 
 def select_frames(
