@@ -13,7 +13,7 @@ import sys
 
 from ..errors import HyperdsError
 
-COMMAND_MODULES = ("datasets", "imports")
+COMMAND_MODULES = ("datasets", "imports", "ingest")
 
 
 def build_parser() -> argparse.ArgumentParser:
