@@ -1,0 +1,161 @@
+"""Review queue and auto-accept on the real MegaDetector sample; expectations computed from the raw JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hyperds.errors import SelectionError
+from hyperds.frames.importers.megadetector import import_megadetector
+from hyperds.versioning.review import accept_query, queue_query
+from hyperds.versioning.select import select_frames
+
+from conftest import DATA
+
+MD_JSON = DATA / "megadetector" / "expected_output_DRAFT.json"
+THRESHOLD = 0.9  # the sample's best detection is 0.956, so the 0.98 default would accept nothing
+
+
+def _raw() -> dict[str, list[float]]:
+    """file -> confidences of its detections, straight from the JSON."""
+    doc = json.loads(MD_JSON.read_text())
+    return {im["file"]: [d["conf"] for d in im["detections"]] for im in doc["images"]}
+
+
+def _expected(threshold: float) -> tuple[set[str], set[str]]:
+    """(queue, auto-accepted) frames: a frame is accepted only if all its detections reach the threshold."""
+    raw = _raw()
+    with_dets = {f for f, c in raw.items() if c}
+    accepted = {f for f in with_dets if min(raw[f]) >= threshold}
+    return with_dets - accepted, accepted
+
+
+def _ids(ds, sql: str) -> set[str]:
+    return set(ds.query(sql).frame_ids().to_pylist())
+
+
+@pytest.fixture
+def md(store):
+    ds = store.create_dataset("md")
+    import_megadetector(ds, MD_JSON)
+    return ds
+
+
+def test_queue_and_accepted_partition_the_frames_with_detections(md):
+    queue, accepted = _expected(THRESHOLD)
+    assert queue and accepted  # the threshold splits the sample
+    assert _ids(md, queue_query(THRESHOLD)) == queue
+    before, n_commits = md.version, md.commits().height
+
+    result = md.auto_accept(threshold=THRESHOLD)
+
+    assert md.version > before
+    assert (result.frames, result.reviewer) == (len(accepted), "auto:threshold=0.9")
+    assert result.annotations == sum(len(_raw()[f]) for f in accepted)
+    commits = md.commits()
+    assert commits.height == n_commits + 1  # one commit, made by the rule
+    assert commits["author"].to_list()[-1] == "auto:threshold=0.9"
+    got_accepted = _ids(md, "any_annotation(reviewed_by = 'auto:threshold=0.9')")
+    got_queue = _ids(md, queue_query(THRESHOLD))
+    assert got_accepted == accepted
+    assert got_queue == queue
+    assert not got_queue & got_accepted
+    assert got_queue | got_accepted == {f for f, c in _raw().items() if c}
+    for fid in accepted:
+        anns = md.get(fid)["annotations"]
+        assert {(a["review_status"], a["reviewed_by"]) for a in anns} == {("accepted", "auto:threshold=0.9")}
+        assert all(a["reviewed_at"] is not None for a in anns)
+    for fid in queue:
+        assert {a["review_status"] for a in md.get(fid)["annotations"]} == {"unreviewed"}
+
+
+def test_rerunning_auto_accept_changes_nothing(md):
+    md.auto_accept(threshold=THRESHOLD)
+    version, table, n_commits = md.version, md.to_arrow(), md.commits().height
+    again = md.auto_accept(threshold=THRESHOLD)
+    assert (again.frames, again.annotations, again.commit) == (0, 0, None)
+    assert again.version == md.version == version
+    assert md.to_arrow().equals(table)
+    assert md.commits().height == n_commits
+
+
+def test_default_threshold_sends_every_detection_to_people(md):
+    queue, accepted = _expected(0.98)
+    assert accepted == set()  # the sample's detections all score below 0.98
+    version = md.version
+    assert md.auto_accept().commit is None
+    assert md.version == version
+    assert _ids(md, queue_query()) == queue
+
+
+def test_model_filter(md):
+    source = md.get(sorted(_expected(THRESHOLD)[1])[0])["annotations"][0]["source"]
+    assert md.auto_accept(threshold=THRESHOLD, model="some-other-detector").commit is None
+    assert _ids(md, queue_query(THRESHOLD, model="some-other-detector")) == set()
+    assert md.auto_accept(threshold=THRESHOLD, model=source).frames == len(_expected(THRESHOLD)[1])
+
+
+def test_reviewed_frames_leave_the_queue_and_the_partition_holds(md):
+    md.auto_accept(threshold=THRESHOLD)
+    queue, _ = _expected(THRESHOLD)
+    frame = sorted(queue)[0]
+    anns = md.get(frame)["annotations"]
+    changes = [
+        {"op": "review", "frame_id": frame, "ann_id": a["ann_id"], "status": "reject" if a["confidence"] < THRESHOLD else "accept"}
+        for a in anns
+    ]
+    md.commit(changes, author="alice", message="first review")
+    assert _ids(md, queue_query(THRESHOLD)) == queue - {frame}
+    open_frames = _ids(md, "any_annotation(source_kind = 'model' AND review_status = 'unreviewed')")
+    assert _ids(md, queue_query(THRESHOLD)) | _ids(md, accept_query(THRESHOLD)) == open_frames
+    assert not _ids(md, queue_query(THRESHOLD)) & _ids(md, accept_query(THRESHOLD))
+
+
+def test_null_confidence_counts_as_uncertain(store):
+    ds = store.create_dataset("nulls")
+    model = {"label": "animal", "source_kind": "model", "source": "m"}
+    ds.add_frames(
+        [
+            {"frame_id": "sure", "uri": "a.jpg", "annotations": [{**model, "confidence": 0.99}]},
+            {"frame_id": "unknown", "uri": "b.jpg", "annotations": [{**model, "confidence": 0.99}, model]},
+            {"frame_id": "person", "uri": "c.jpg", "annotations": [{"label": "lion", "source_kind": "human"}]},
+        ]
+    )
+    assert _ids(ds, queue_query()) == {"unknown"}
+    assert ds.auto_accept().frames == 1
+    assert _ids(ds, "any_annotation(review_status = 'accepted')") == {"sure"}
+
+
+@pytest.mark.parametrize("threshold", [-0.1, 1.5, float("nan"), "high", True])
+def test_bad_threshold_leaves_store_unchanged(md, threshold):
+    version = md.version
+    with pytest.raises(SelectionError, match="threshold"):
+        md.auto_accept(threshold=threshold)
+    with pytest.raises(SelectionError, match="threshold"):
+        md.review_queue(threshold=threshold)
+    assert md.version == version
+
+
+def test_selection_on_the_sample_skips_reviewed_frames_and_is_deterministic(md):
+    md.auto_accept(threshold=THRESHOLD)
+    queue, accepted = _expected(THRESHOLD)
+    reviewed = sorted(queue)[:3]
+    md.commit(
+        [
+            {"op": "review", "frame_id": f, "ann_id": a["ann_id"], "status": "reject"}
+            for f in reviewed
+            for a in md.get(f)["annotations"]
+        ],
+        author="alice",
+    )
+    everything = set(_raw())
+    for strategy in ("uncertainty", "random", "diverse"):
+        first = select_frames(md, k=100, strategy=strategy, seed=3)
+        assert first.equals(select_frames(md, k=100, strategy=strategy, seed=3))
+        ids = first["frame_id"].to_pylist()
+        assert set(ids) == everything - set(reviewed)  # auto-accepted frames stay open; person-reviewed never
+    raw = _raw()
+    top = select_frames(md, k=5, strategy="uncertainty", seed=0)["frame_id"].to_pylist()
+    margin = {f: min((abs(2 * c - 1) for c in cs), default=1.0) for f, cs in raw.items() if f not in reviewed}
+    assert sorted(margin[f] for f in top) == pytest.approx(sorted(margin.values())[:5], abs=1e-6)
