@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .query.query import Query
     from .versioning.changes import ChangeInput
     from .versioning.commits import CommitResult
+    from .versioning.predictions import PredictionResult
 
 
 class Dataset(FrameTable):
@@ -71,6 +72,17 @@ class Dataset(FrameTable):
         from .versioning.history import blame
 
         return blame(self, frame_id)
+
+    def add_predictions(
+        self, table: Any, model: str, run_id: str | None = None, message: str = ""
+    ) -> PredictionResult:
+        """Add a model run's predictions (frame_id, label, bbox, confidence) as model annotations, one commit.
+
+        `model` is name@version; its earlier unreviewed predictions on the covered frames are replaced.
+        """
+        from .versioning.predictions import add_predictions
+
+        return add_predictions(self, table, model=model, run_id=run_id, message=message)
 
     @property
     def taxonomy(self) -> list[str] | None:

@@ -173,3 +173,7 @@ class SelectionError(HyperdsError):
 
 class LoaderError(HyperdsError):
     """A training loader that cannot be built as asked (unknown target or unit, a column it needs, labels)."""
+
+
+class PredictionError(CorrectionError):
+    """Model predictions that cannot be added (no model version, unknown frames, boxes outside the image)."""

@@ -172,10 +172,13 @@ def nest_annotations(flat: pl.DataFrame, n_rows: int) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets), struct, type=pa.list_(ANNOTATION_TYPE))
 
 
-def apply_changes(rows: pa.Table, changes: pl.DataFrame, author: str, now: dt.datetime) -> pa.Table:
+def apply_changes(
+    rows: pa.Table, changes: pl.DataFrame, author: str, now: dt.datetime, source_kind: str = "human"
+) -> pa.Table:
     """The touched frame rows after `changes` (in input order), revisions bumped and labels re-derived.
 
-    `rows` are the current rows of exactly the frames the changes name; provenance is `author` at `now`.
+    `rows` are the current rows of exactly the frames the changes name; provenance is `author` at `now`,
+    and added annotations get `source_kind` ("model" when `author` is a model name@version).
     Raises CorrectionError for unknown frames or annotations and for adds of an existing ann_id.
     """
     index = pl.DataFrame({"frame_id": rows.column("frame_id").combine_chunks().cast(pa.string())}).with_row_index("_f")
@@ -185,7 +188,7 @@ def apply_changes(rows: pa.Table, changes: pl.DataFrame, author: str, now: dt.da
     changes = changes.sort("_seq").with_columns(_round=pl.int_range(pl.len()).over(_KEYS))
     flat = flatten_annotations(rows)
     for r in range(int(changes["_round"].max()) + 1):
-        flat = _apply_round(flat, changes.filter(pl.col("_round") == r), author, now)
+        flat = _apply_round(flat, changes.filter(pl.col("_round") == r), author, now, source_kind)
     new_ann = nest_annotations(flat, rows.num_rows)
     out = rows.set_column(rows.schema.get_field_index("annotations"), rows.schema.field("annotations"), new_ann)
     out = out.set_column(out.schema.get_field_index("labels"), out.schema.field("labels"), derive_labels(new_ann))
@@ -193,7 +196,9 @@ def apply_changes(rows: pa.Table, changes: pl.DataFrame, author: str, now: dt.da
     return out.set_column(out.schema.get_field_index("revision"), out.schema.field("revision"), revision)
 
 
-def _apply_round(flat: pl.DataFrame, round_: pl.DataFrame, author: str, now: dt.datetime) -> pl.DataFrame:
+def _apply_round(
+    flat: pl.DataFrame, round_: pl.DataFrame, author: str, now: dt.datetime, source_kind: str = "human"
+) -> pl.DataFrame:
     adds = round_.filter(pl.col("op") == "add")
     edits = round_.filter(pl.col("op") != "add")
     _raise_for(edits.join(flat, on=_KEYS, how="anti"), "unknown annotation(s), nothing was written", "no such ann_id")
@@ -231,7 +236,7 @@ def _apply_round(flat: pl.DataFrame, round_: pl.DataFrame, author: str, now: dt.
             "count",
             pl.col("_f"),
             (pl.col("_seq") + _ADDED_POS).alias("_pos"),
-            source_kind=pl.lit("human"),
+            source_kind=pl.lit(source_kind),
             source=pl.lit(author),
             created_at=pl.lit(now),
             review_status=pl.lit("unreviewed"),

@@ -71,12 +71,18 @@ def set_taxonomy(table: FrameTable, labels: list[str] | None) -> None:
 
 
 def commit(
-    table: FrameTable, changes: ChangeInput, author: str, message: str = "", based_on: int | None = None
+    table: FrameTable,
+    changes: ChangeInput,
+    author: str,
+    message: str = "",
+    based_on: int | None = None,
+    source_kind: str = "human",
 ) -> CommitResult:
     """Apply `changes` as one new Lance version of `table`, or raise and write nothing.
 
     A change's `revision` (or, for changes without one, the frame's revision at version `based_on`) is the
     frame revision the caller saw; if the frame has changed since, ConflictError names the frames.
+    Added annotations are `source_kind` ("human", or "model" for predictions, whose author is name@version).
     """
     table._require_writable()
     if not isinstance(author, str) or not author.strip():
@@ -94,7 +100,7 @@ def commit(
         ds = table.store.open_lance(table.name)
         rows = read_rows(ds, frame_ids)
         _check_revisions(rows, expected)
-        after = apply_changes(rows, df, author.strip(), now)
+        after = apply_changes(rows, df, author.strip(), now, source_kind)
         committed = _try_write(ds, after, props)
         if committed is not None:
             break

@@ -1,0 +1,148 @@
+"""Model predictions as annotations: each run is one commit that replaces its model version's earlier output.
+
+A prediction row is (frame_id, label, bbox, confidence[, count]); a row with a null label marks a frame
+the model saw and found nothing on. Human annotations, and model ones a human reviewed, are never touched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import uuid
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import PredictionError
+from ..frames.normalize import FrameInput, bbox_out_of_range, to_arrow_table
+from ..frames.schema import BBOX_TYPE
+from .changes import flatten_annotations
+from .commits import CommitResult, commit
+from .rows import read_rows
+
+if TYPE_CHECKING:
+    from ..frames.table import FrameTable
+
+PREDICTION_SCHEMA = pa.schema(
+    [
+        ("frame_id", pa.string()),
+        ("label", pa.string()),
+        ("bbox", BBOX_TYPE),
+        ("confidence", pa.float32()),
+        ("count", pa.int32()),
+    ]
+)
+_MODEL = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictionResult:
+    """One prediction run: frames it covered, predictions added, earlier ones of the same model version replaced."""
+
+    model: str
+    run_id: str
+    frames: int
+    added: int
+    replaced: int
+    commit: CommitResult | None  # None when the run changed nothing
+
+
+def check_model(model: str) -> str:
+    """`model` if it reads name@version, else PredictionError."""
+    if not isinstance(model, str) or not _MODEL.match(model):
+        raise PredictionError(
+            f"model {model!r} has no version; name it 'name@version' (e.g. 'megadetector@v5a') so its "
+            "predictions can be told apart from, and replaced by, the same version's later runs"
+        )
+    return model
+
+
+def normalize_predictions(predictions: FrameInput) -> pl.DataFrame:
+    """Predictions in PREDICTION_SCHEMA plus `_row` (input position); malformed rows raise PredictionError."""
+    table = to_arrow_table(predictions)
+    unknown = sorted(set(table.column_names) - set(PREDICTION_SCHEMA.names))
+    if unknown or "frame_id" not in table.column_names:
+        raise PredictionError(
+            f"prediction columns are {PREDICTION_SCHEMA.names} (frame_id required); got {table.column_names}"
+        )
+    cols = []
+    for field in PREDICTION_SCHEMA:
+        if field.name not in table.column_names:
+            cols.append(pa.nulls(table.num_rows, field.type))
+            continue
+        col = table.column(field.name).combine_chunks()
+        if field.name == "bbox" and not pa.types.is_fixed_size_list(col.type) and not pa.types.is_null(col.type):
+            bad = pc.fill_null(pc.not_equal(pc.list_value_length(col), 4), False)
+            _fail(np.asarray(bad), "a bbox is 4 numbers [x, y, w, h], normalised to the image")
+        try:
+            cols.append(col.cast(field.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            raise PredictionError(f"prediction column {field.name!r} cannot be read as {field.type}: {exc}") from exc
+    df = pl.from_arrow(pa.Table.from_arrays(cols, schema=PREDICTION_SCHEMA)).with_row_index("_row")
+    bbox = df["bbox"].to_arrow().cast(BBOX_TYPE)
+    checks = [
+        (df["frame_id"].is_null(), "frame_id is missing"),
+        (df["label"].is_null() & (df["bbox"].is_not_null() | df["confidence"].is_not_null()), "a box or confidence needs a label"),
+        (((df["confidence"] < 0) | (df["confidence"] > 1)).fill_null(False), "confidence must lie in [0, 1]"),
+        (pl.Series(np.asarray(bbox_out_of_range(bbox), dtype=bool)), "bbox lies outside [0, 1]: it must be normalised [x, y, w, h] with x + w <= 1 and y + h <= 1"),
+    ]
+    for mask, problem in checks:
+        _fail(mask.to_numpy(), problem)
+    return df
+
+
+def _fail(mask: np.ndarray, problem: str) -> None:
+    rows = np.flatnonzero(mask)
+    if len(rows):
+        raise PredictionError(f"{problem}; nothing was written", [f"prediction row {i}" for i in rows.tolist()])
+
+
+def add_predictions(
+    table: FrameTable, predictions: FrameInput, model: str, run_id: str | None = None, message: str = ""
+) -> PredictionResult:
+    """Add `model`'s predictions as model annotations in one commit (see the module docstring).
+
+    On every frame the run covers, the same model version's earlier unreviewed predictions are replaced.
+    ann_ids are `<frame_id>:<model>:<run_id>:<n>`, so each annotation names the run that made it.
+    """
+    check_model(model)
+    run_id = run_id or uuid.uuid4().hex[:12]
+    preds = normalize_predictions(predictions)
+    if preds.height == 0:
+        return PredictionResult(model, run_id, 0, 0, 0, None)
+    frame_ids = preds["frame_id"].unique().to_list()
+    rows = read_rows(table.lance(), frame_ids)
+    found = pl.from_arrow(rows.select(["frame_id", "revision"]))
+    unknown = preds.join(found, on="frame_id", how="anti")
+    if unknown.height:
+        raise PredictionError(
+            f"predictions for frame(s) not in dataset {table.name!r}; nothing was written",
+            [f"prediction row {r}: frame {f!r}" for r, f in unknown.select("_row", "frame_id").iter_rows()],
+        )
+    index = pl.from_arrow(rows.select(["frame_id"])).with_row_index("_f").with_columns(pl.col("_f").cast(pl.Int64))
+    flat = flatten_annotations(rows).join(index, on="_f")
+    old = flat.filter(
+        (pl.col("source_kind") == "model") & (pl.col("source") == model) & (pl.col("review_status") == "unreviewed")
+    )
+    deletes = old.select("frame_id", "ann_id", op=pl.lit("delete"))
+    new = preds.filter(pl.col("label").is_not_null())
+    adds = new.with_columns(
+        op=pl.lit("add"),
+        ann_id=pl.concat_str(
+            [pl.col("frame_id"), pl.lit(f":{model}:{run_id}:"), pl.int_range(pl.len()).over("frame_id").cast(pl.String)]
+        ),
+    ).drop("_row")
+    changes = pl.concat([deletes, adds], how="diagonal_relaxed").join(found, on="frame_id", how="left")
+    if changes.height == 0:
+        return PredictionResult(model, run_id, len(frame_ids), 0, 0, None)
+    result = commit(
+        table,
+        changes.to_arrow(),
+        author=model,
+        message=message or f"predictions of {model}, run {run_id}",
+        source_kind="model",
+    )
+    return PredictionResult(model, run_id, len(frame_ids), new.height, deletes.height, result)
