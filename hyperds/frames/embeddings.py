@@ -113,14 +113,11 @@ def similar(table: FrameTable, frame_id: str, k: int = 10, column: str = EMBEDDI
             f"frame {frame_id!r} has no {column!r} vector; add one with ds.add_embeddings([{frame_id!r}], vectors, model=...)"
         )
     query = np.asarray(vec.values.to_numpy(zero_copy_only=False), dtype=np.float32)
-    nearest = {"column": column, "q": query, "k": k, "refine_factor": _REFINE_FACTOR}
-    found = ds.to_table(
-        columns=["frame_id", "_distance"],
-        nearest=nearest,
-        filter=f"frame_id != {sql_literal(frame_id)} AND {column} IS NOT NULL",
-        prefilter=True,
-    )
-    found = found.sort_by([("_distance", "ascending"), ("frame_id", "ascending")])
+    # k + 1 and drop the frame itself afterwards: a prefilter would scan every frame_id (100x slower).
+    nearest = {"column": column, "q": query, "k": k + 1, "refine_factor": _REFINE_FACTOR}
+    found = ds.to_table(columns=["frame_id", "_distance"], nearest=nearest)
+    found = found.filter(pc.and_(pc.not_equal(found.column("frame_id"), frame_id), pc.is_valid(found.column("_distance"))))
+    found = found.sort_by([("_distance", "ascending"), ("frame_id", "ascending")]).slice(0, k)
     # Lance reports squared L2; report the distance itself.
     dist = pc.sqrt(pc.max_element_wise(found.column("_distance"), 0.0))
     return pa.table({"frame_id": found.column("frame_id"), "distance": dist.cast(pa.float32())})
