@@ -149,3 +149,11 @@ def test_bad_selection_arguments(store, kwargs, text):
     ds, _, _ = _scored(store)
     with pytest.raises(SelectionError, match=text):
         select_frames(ds, **kwargs)
+
+
+@pytest.mark.parametrize("strategy", ["uncertainty", "random", "diverse"])
+def test_where_restricts_the_candidates(store, strategy):
+    ds = _field(store)
+    got = select_frames(ds, k=100, strategy=strategy, where="site = 'S1' AND captured_at < '2024-03-01T05:00:00Z'")
+    expected = {f"1-{c}-{j:02d}" for c in range(2) for j in range(5)}
+    assert set(got["frame_id"].to_pylist()) == expected
