@@ -1,0 +1,138 @@
+"""Scale-out on Ray Data: run a model over a view's frames on many workers, commit predictions once.
+
+`to_ray` turns anything with `to_arrow()` (View, Dataset, Query) into a Ray dataset of its manifest;
+`predict` maps a user model over it with `map_batches` and writes the predictions back as one commit;
+`ray_header_reader` distributes ingest's image header reads the same way. Ray is the extra `hyperds[ray]`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+import pyarrow as pa
+
+from .errors import HyperdsError
+from .frames.headers import DEFAULT_BLOCK, read_headers
+from .frames.uris import resolve_uris
+from .loaders.manifest import read_manifest
+from .versioning.predictions import PredictionResult, check_model
+
+if TYPE_CHECKING:
+    import ray.data
+
+    from .dataset import Dataset
+    from .frames.ingest import HeaderReader
+
+log = logging.getLogger(__name__)
+
+ModelFn = Callable[[pa.Table], Any]
+
+
+def _ray() -> Any:
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as exc:
+        raise HyperdsError("Ray is not installed; install the extra: pip install 'hyperds[ray]'") from exc
+    return ray
+
+
+def _blocks(table: pa.Table, batch_size: int) -> list[pa.Table]:
+    """Row slices of `table`, so Ray schedules them on different workers (one block runs in one task)."""
+    n = max(1, math.ceil(table.num_rows / batch_size))
+    return [table.slice(i * batch_size, batch_size) for i in range(n)]
+
+
+def _target(source: Any, dataset: Dataset | None) -> Dataset:
+    """The writable dataset predictions go to: `dataset`, else the one `source` reads."""
+    if dataset is not None:
+        return dataset.store.dataset(dataset.name)
+    table = source if hasattr(source, "store") and hasattr(source, "name") else getattr(source, "table", None)
+    if table is None or not hasattr(table, "store"):
+        raise HyperdsError(
+            f"cannot tell which dataset {type(source).__name__} belongs to; pass dataset=store.dataset(NAME)"
+        )
+    return table.store.dataset(table.name)
+
+
+def to_ray(source: Any, columns: Sequence[str] | None = None, batch_size: int = 64, root: str | None = None) -> ray.data.Dataset:
+    """A Ray dataset of `source`'s frames (its Arrow manifest; `uri`s made absolute against `root`)."""
+    ray = _ray()
+    table = read_manifest(source, columns)
+    if "uri" in table.column_names and root:
+        table = table.set_column(table.schema.get_field_index("uri"), "uri", resolve_uris(table.column("uri"), root))
+    return ray.data.from_arrow(_blocks(table, batch_size))
+
+
+def _as_arrow(out: Any) -> pa.Table:
+    if isinstance(out, pl.DataFrame):
+        return out.to_arrow()
+    if isinstance(out, pa.Table):
+        return out
+    return pa.table(out)
+
+
+def predict(
+    source: Any,
+    model_fn: ModelFn,
+    model: str,
+    run_id: str | None = None,
+    dataset: Dataset | None = None,
+    columns: Sequence[str] | None = ("frame_id", "uri"),
+    batch_size: int = 64,
+    concurrency: int | None = None,
+    message: str = "",
+) -> PredictionResult:
+    """Run `model_fn` over `source`'s frames on Ray workers and add its predictions in one commit.
+
+    `model_fn(batch: pa.Table) -> predictions` (pa.Table, polars or dict of columns: frame_id, label,
+    bbox, confidence) gets `columns` of the manifest; a callable class runs as an actor pool of
+    `concurrency` actors, loading its weights once. Same semantics as Dataset.add_predictions.
+    """
+    check_model(model)
+    target = _target(source, dataset)
+    ray = _ray()
+    frames = to_ray(source, columns, batch_size, root=target.root)
+    if isinstance(model_fn, type):
+        fn, kwargs = model_fn, {"concurrency": concurrency or 1}
+    else:
+        fn, kwargs = (lambda batch: _as_arrow(model_fn(batch))), ({"concurrency": concurrency} if concurrency else {})
+    out = frames.map_batches(fn, batch_format="pyarrow", batch_size=batch_size, **kwargs)
+    parts = [t for t in ray.get(out.to_arrow_refs()) if t.num_rows]
+    table = pa.concat_tables(parts, promote_options="permissive") if parts else pa.table({"frame_id": pa.array([], pa.string())})
+    log.info("%s: %d predictions from %s over %d batches", target.name, table.num_rows, model, len(parts))
+    return target.add_predictions(table, model=model, run_id=run_id, message=message)
+
+
+class _HeaderBatch:
+    """Reads the headers of one batch of objects inside a Ray worker, keeping each row's position."""
+
+    def __init__(self, fs: Any, hash: bool, block_size: int, threads: int):
+        self.fs, self.hash, self.block_size, self.threads = fs, hash, block_size, threads
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        out = read_headers(
+            self.fs, batch.column("path").to_pylist(), batch.column("size").to_pylist(),
+            hash=self.hash, block_size=self.block_size, threads=self.threads,
+        )
+        return out.append_column("_i", batch.column("_i"))
+
+
+def ray_header_reader(
+    hash: bool = False, block_size: int | None = None, threads: int = 8, batch_size: int = 256
+) -> HeaderReader:
+    """A header reader for frames.ingest that spreads batches of objects over Ray workers."""
+
+    def read(fs: Any, paths: list[str], sizes: list[int]) -> pa.Table:
+        ray = _ray()
+        items = pa.table({"_i": pa.array(range(len(paths)), pa.int64()), "path": paths, "size": pa.array(sizes, pa.int64())})
+        reader = _HeaderBatch(fs, hash, block_size or DEFAULT_BLOCK, threads)
+        out = ray.data.from_arrow(_blocks(items, batch_size)).map_batches(reader, batch_format="pyarrow", batch_size=batch_size)
+        table = pa.concat_tables(ray.get(out.to_arrow_refs())).sort_by("_i")
+        return table.drop_columns(["_i"])
+
+    return read
