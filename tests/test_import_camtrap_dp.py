@@ -106,6 +106,26 @@ def test_events_become_sequences(store):
     assert got["frame_num"].to_list() == list(range(1, len(burst) + 1))
 
 
+def test_event_found_by_time_window_without_media_observations(store, sample_data):
+    folder = sample_data / "camtrap-dp"
+    obs = _rows(folder, "observations")
+    event = next(o for o in obs if o["observationLevel"] == "event")
+    media_ids = {o["mediaID"] for o in obs if o["observationLevel"] == "media" and o["eventID"] == event["eventID"]}
+    _write_rows(folder, "observations", [o for o in obs if o["mediaID"] not in media_ids])
+    start, end = (dt.datetime.fromisoformat(event[k]) for k in ("eventStart", "eventEnd"))
+    in_window = {
+        m["mediaID"] for m in _rows(folder, "media")
+        if m["deploymentID"] == event["deploymentID"] and start <= dt.datetime.fromisoformat(m["timestamp"]) <= end
+    }
+    ds = store.create_dataset("mica")
+    import_camtrap_dp(ds, folder)
+    got = ds.to_polars(filter=f"seq_id = '{event['eventID']}'")
+    assert set(got["frame_id"]) == in_window == media_ids
+    events = [o["observationID"] for o in obs if o["observationLevel"] == "event" and o["eventID"] == event["eventID"]]
+    for row in got.iter_rows(named=True):
+        assert [(a["ann_id"], a["level"]) for a in row["annotations"]] == [(e, "event") for e in events]
+
+
 def test_root_rebases_local_paths_only(store):
     ds = store.create_dataset("mica")
     import_camtrap_dp(ds, PKG / "datapackage.json", root="s3://cams/mica")

@@ -116,12 +116,13 @@ def fail_where(mask: pa.Array | np.ndarray, path: Path | str, pointer: Pointer, 
 
 def check_unique(ids: pa.Array, path: Path | str, pointer: Pointer, what: str) -> None:
     """A frame id appearing twice in one file is an error at its second occurrence."""
-    dup = pl.from_arrow(ids.cast(pa.string())).rename("id").is_first_distinct().not_()
-    if dup.any():
-        i = int(dup.arg_true()[0])
-        first = int(pl.from_arrow(ids.cast(pa.string())).eq(ids[i].as_py()).arg_true()[0])
+    values = pl.Series("id", ids.cast(pa.string()))
+    repeated = values.is_first_distinct().not_()
+    if repeated.any():
+        i = int(repeated.arg_true()[0])
+        first = int(values.eq(values[i]).arg_true()[0])
         raise SourceFormatError(
-            str(path), pointer(i), f"duplicate {what} {ids[i].as_py()!r} (first at {pointer(first)})", f"{what} must be unique"
+            str(path), pointer(i), f"duplicate {what} {values[i]!r} (first at {pointer(first)})", f"{what} must be unique"
         )
 
 
@@ -154,7 +155,9 @@ def parse_values(values: pa.Array, typ: pa.DataType, path: Path | str, pointer: 
 
 
 # -- annotations -----------------------------------------------------------------------------
-def category_labels(ids: Sequence[str], names: Sequence[str]) -> tuple[list[str], tuple[tuple[str, tuple[str, ...]], ...]]:
+def category_labels(
+    ids: Sequence[str], names: Sequence[str]
+) -> tuple[list[str], tuple[tuple[str, tuple[str, ...]], ...]]:
     """Label per category id: its name, or `name#id` when several ids share the name (kept distinct)."""
     by_name: dict[str, list[str]] = {}
     for i, n in zip(ids, names, strict=True):
@@ -221,12 +224,15 @@ def check_images(
         try:
             sizes.append(os.stat(p).st_size)
         except OSError as exc:
-            raise SourceFormatError(str(path), pointer(int(i)), f"image {p} cannot be read: {exc.strerror}", "fix the path or pass --root") from None
+            raise SourceFormatError(
+                str(path), pointer(int(i)), f"image {p} cannot be read: {exc.strerror}", "fix the path or pass --root"
+            ) from None
     headers = read_headers(fsspec.filesystem("file"), paths, sizes, progress=True)
     errors = headers.column("error").combine_chunks()
     if errors.null_count < len(errors):
         k = int(pc.index(pc.is_valid(errors), True).as_py())
-        raise SourceFormatError(str(path), pointer(int(idx[k])), f"image {paths[k]}: {errors[k].as_py()}", "fix or remove the image")
+        problem = f"image {paths[k]}: {errors[k].as_py()}"
+        raise SourceFormatError(str(path), pointer(int(idx[k])), problem, "fix or remove the image")
     n = len(uris)
     width, height = pa.nulls(n, pa.int32()), pa.nulls(n, pa.int32())
     if len(idx):

@@ -56,12 +56,19 @@ class _Resource:
         resources = require(pkg, "resources", pkg_file, "", list)
         found = [r for r in resources if isinstance(r, dict) and r.get("name") == name]
         if not found:
-            raise SourceFormatError(str(pkg_file), "resources", f"no resource named {name!r}", "a Camtrap DP package has deployments, media and observations")
-        self.path = pkg_file.parent / require(found[0], "path", pkg_file, f"resources[{resources.index(found[0])}]", str)
+            raise SourceFormatError(
+                str(pkg_file), "resources", f"no resource named {name!r}",
+                "a Camtrap DP package has deployments, media and observations",
+            )
+        where = f"resources[{resources.index(found[0])}]"
+        self.path = pkg_file.parent / require(found[0], "path", pkg_file, where, str)
         self.table = _read_csv(self.path)
         for column in _REQUIRED[name]:
             if column not in self.table.column_names:
-                raise SourceFormatError(str(self.path), f"column {column!r}", "missing required column", f"columns are {self.table.column_names}")
+                raise SourceFormatError(
+                    str(self.path), f"column {column!r}", "missing required column",
+                    f"columns are {self.table.column_names}",
+                )
             fail_where(pc.is_null(self.table.column(column)), self.path, _row(column), "missing required value")
 
     def col(self, name: str) -> pa.Array:
@@ -76,9 +83,13 @@ def _read_csv(path: Path) -> pa.Table:
             header = next(csv.reader(f), None)
     except FileNotFoundError:
         raise SourceFormatError(str(path), None, "file not found", "check the package's resource paths") from None
+    except UnicodeDecodeError as exc:
+        raise SourceFormatError(str(path), "row 1", "not UTF-8 text", "save the file as UTF-8") from exc
     if not header:
         raise SourceFormatError(str(path), "row 1", "empty file: no header row")
-    convert = pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=True, null_values=[""])
+    convert = pacsv.ConvertOptions(
+        column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=True, null_values=[""]
+    )
     try:
         return pacsv.read_csv(path, convert_options=convert)
     except pa.ArrowInvalid as exc:
@@ -99,7 +110,8 @@ def _read_csv(path: Path) -> pa.Table:
             pass
         where = f"row {bad[0].number}" if bad and bad[0].number else None
         raise SourceFormatError(
-            str(path), where, f"malformed CSV: {exc}", f"every row needs {len(header)} values; quote values that hold commas"
+            str(path), where, f"malformed CSV: {exc}",
+            f"every row needs {len(header)} values; quote values that hold commas",
         ) from exc
 
 
@@ -121,7 +133,8 @@ def import_camtrap_dp(
     version = _PROFILE.search(profile)
     if not version or version.group(1) != "1":
         raise SourceFormatError(
-            str(pkg_file), "profile", f"unsupported Camtrap DP version: {profile!r}", "hyperds reads Camtrap DP 1.x packages"
+            str(pkg_file), "profile", f"unsupported Camtrap DP version: {profile!r}",
+            "hyperds reads Camtrap DP 1.x packages",
         )
     deployments = _Resource(pkg, pkg_file, "deployments")
     media = _Resource(pkg, pkg_file, "media")
@@ -153,7 +166,8 @@ def import_camtrap_dp(
     }
     checked = unchecked = 0
     if check_images:
-        frames["width"], frames["height"], checked, unchecked = check_image_files(uris, ds, media.path, _row("filePath"))
+        sizes = check_image_files(uris, ds, media.path, _row("filePath"))
+        frames["width"], frames["height"], checked, unchecked = sizes
     return write_frames(
         ds,
         pa.table(frames),
@@ -170,20 +184,27 @@ def import_camtrap_dp(
 def _observations(obs: _Resource, media_ids: pa.Array, tz: str) -> tuple[pa.StructArray, np.ndarray, np.ndarray, int]:
     """Every observation row as an annotation, plus its media row (-1 if event-level) and the event-level mask."""
     path = obs.path
+
+    def check(mask: pa.Array | np.ndarray, column: str, problem: str) -> None:
+        fail_where(mask, path, _row(column), problem)
+
+    def number(column: str, typ: pa.DataType) -> pa.Array:
+        return parse_values(obs.col(column), typ, path, _row(column))
+
     check_unique(obs.col("observationID"), path, _row("observationID"), "observationID")
     level = obs.col("observationLevel")
-    fail_where(pc.invert(pc.is_in(level, pa.array(["media", "event"]))), path, _row("observationLevel"), "must be 'media' or 'event'")
+    check(pc.invert(pc.is_in(level, pa.array(["media", "event"]))), "observationLevel", "must be 'media' or 'event'")
     event_level = np.asarray(pc.equal(level, "event"))
-    fail_where(event_level & np.asarray(pc.is_null(obs.col("eventID"))), path, _row("eventID"), "event-level observations need an eventID")
+    check(event_level & np.asarray(pc.is_null(obs.col("eventID"))), "eventID", "event-level observations need an eventID")
     media_index = pc.index_in(obs.col("mediaID"), value_set=media_ids)
-    fail_where(~event_level & np.asarray(pc.is_null(media_index)), path, _row("mediaID"), "no media row has this mediaID")
+    check(~event_level & np.asarray(pc.is_null(media_index)), "mediaID", "no media row has this mediaID")
     method = obs.col("classificationMethod")
-    fail_where(pc.invert(pc.is_in(method, pa.array(["human", "machine"]))), path, _row("classificationMethod"), "must be 'human', 'machine' or empty")
-    confidence = parse_values(obs.col("classificationProbability"), pa.float64(), path, _row("classificationProbability"))
-    fail_where(pc.or_(pc.less(confidence, 0), pc.greater(confidence, 1)), path, _row("classificationProbability"), "outside [0, 1]")
-    box = [parse_values(obs.col(c), pa.float64(), path, _row(c)) for c in _BBOX]
+    check(pc.invert(pc.is_in(method, pa.array(["human", "machine"]))), "classificationMethod", "must be human or machine")
+    confidence = number("classificationProbability", pa.float64())
+    check(pc.or_(pc.less(confidence, 0), pc.greater(confidence, 1)), "classificationProbability", "outside [0, 1]")
+    box = [number(c, pa.float64()) for c in _BBOX]
     given = np.stack([np.asarray(pc.is_valid(b)) for b in box], axis=1)
-    fail_where(given.any(axis=1) & ~given.all(axis=1), path, _row("bboxX"), f"a box needs all of {', '.join(_BBOX)}")
+    check(given.any(axis=1) & ~given.all(axis=1), "bboxX", f"a box needs all of {', '.join(_BBOX)}")
     xywh = np.stack([pc.fill_null(b, 0.0).to_numpy(zero_copy_only=False) for b in box], axis=1)
     bbox, clamped = clamp_boxes(xywh, given.all(axis=1), path, _row("bboxX"))
     annotations = annotation_struct(
@@ -192,7 +213,7 @@ def _observations(obs: _Resource, media_ids: pa.Array, tz: str) -> tuple[pa.Stru
             "label": pc.coalesce(obs.col("scientificName"), obs.col("observationType")),
             "bbox": bbox,
             "confidence": confidence,
-            "count": parse_values(obs.col("count"), pa.int32(), path, _row("count")),
+            "count": number("count", pa.int32()),
             "source_kind": pc.if_else(pc.fill_null(pc.equal(method, "machine"), False), "model", "human"),
             "source": obs.col("classifiedBy"),
             "created_at": parse_times(obs.col("classificationTimestamp"), tz, path, _row("classificationTimestamp")),
@@ -207,9 +228,9 @@ def _events(
 ) -> pa.Array:
     """Each media row's event: the eventID of its media-level observations, else the event-level
     observation of its deployment whose [eventStart, eventEnd] holds its timestamp."""
-    n = media.table.num_rows
+    media_level = ~event_level
     from_obs = (
-        pl.DataFrame({"m": media_index[~event_level], "event": pl.Series(obs.col("eventID")).filter(~event_level)})
+        pl.DataFrame({"m": media_index[media_level], "event": pl.Series(obs.col("eventID")).filter(media_level)})
         .drop_nulls()
         .group_by("m", maintain_order=True)
         .first()
@@ -223,7 +244,11 @@ def _events(
         }
     ).filter(pl.Series(event_level))
     frames = pl.DataFrame(
-        {"m": np.arange(n, dtype=np.int64), "deployment": pl.Series(media.col("deploymentID")), "ts": pl.Series(captured_at)}
+        {
+            "m": np.arange(media.table.num_rows, dtype=np.int64),
+            "deployment": pl.Series(media.col("deploymentID")),
+            "ts": pl.Series(captured_at),
+        }
     )
     by_window = (
         frames.join(windows, on="deployment")
@@ -241,13 +266,16 @@ def _events(
     return events.to_series().to_arrow().cast(pa.string())
 
 
-def _attach(obs: _Resource, media_index: np.ndarray, event_level: np.ndarray, seq_id: pa.Array) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+def _attach(
+    obs: _Resource, media_index: np.ndarray, event_level: np.ndarray, seq_id: pa.Array
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """(frame row, observation row) for each annotation: media-level ones once, event-level ones on every
     frame of their event. Event-level observations whose event has no media are reported."""
     rows = np.flatnonzero(event_level)
+    members = pl.DataFrame({"m": np.arange(len(seq_id), dtype=np.int64), "event": pl.Series(seq_id)}).drop_nulls()
     pairs = (
         pl.DataFrame({"o": rows, "event": pl.Series(obs.col("eventID")).gather(rows)})
-        .join(pl.DataFrame({"m": np.arange(len(seq_id), dtype=np.int64), "event": pl.Series(seq_id)}).drop_nulls(), on="event", how="left")
+        .join(members, on="event", how="left")
         .sort("o", "m")
     )
     lost = pairs.filter(pl.col("m").is_null())
@@ -265,6 +293,11 @@ def _attach(obs: _Resource, media_index: np.ndarray, event_level: np.ndarray, se
 
 def _frame_numbers(seq_id: pa.Array, captured_at: pa.Array, media_ids: pa.Array) -> pa.Array:
     """1-based position of each frame in its event by timestamp (then mediaID); null outside events."""
-    df = pl.DataFrame({"seq": pl.Series(seq_id), "ts": pl.Series(captured_at), "id": pl.Series(media_ids)}).with_row_index("r")
-    numbered = df.sort("ts", "id").with_columns(n=(pl.int_range(pl.len()).over("seq") + 1).cast(pl.Int32)).sort("r")
+    df = pl.DataFrame({"seq": pl.Series(seq_id), "ts": pl.Series(captured_at), "id": pl.Series(media_ids)})
+    numbered = (
+        df.with_row_index("r")
+        .sort("ts", "id")
+        .with_columns(n=(pl.int_range(pl.len()).over("seq") + 1).cast(pl.Int32))
+        .sort("r")
+    )
     return numbered.select(pl.when(pl.col("seq").is_not_null()).then("n")).to_series().to_arrow()

@@ -60,7 +60,7 @@ def import_coco(
         "categories",
     )
     for field in ("id", "name"):
-        fail_where(pc.is_null(pc.struct_field(cats, field)), path, lambda i, f=field: f"categories[{i}].{f}", "missing required field")
+        fail_where(pc.is_null(cats.field(field)), path, lambda i, f=field: f"categories[{i}].{f}", "missing required field")
     cat_ids = cats.field("id").cast(pa.string())
     check_unique(cat_ids, path, lambda i: f"categories[{i}].id", "category id")
     labels, shared = category_labels(cat_ids.to_pylist(), cats.field("name").to_pylist())
@@ -117,7 +117,9 @@ def import_coco(
     fail_where(pc.is_null(image_index), path, ann_at("image_id"), "no image has this id")
     cat_index = pc.index_in(anns.field("category_id").cast(pa.string()), value_set=cat_ids)
     fail_where(pc.is_null(cat_index), path, ann_at("category_id"), "no category has this id")
-    boxes, clamped = _normalised_boxes(anns.field("bbox"), pc.take(width, image_index), pc.take(height, image_index), path, ann_at("bbox"))
+    boxes, clamped = _normalised_boxes(
+        anns.field("bbox"), pc.take(width, image_index), pc.take(height, image_index), path, ann_at("bbox")
+    )
     sequence_level = pc.fill_null(anns.field("sequence_level_annotation"), False)
     n_ann = len(anns)
     annotations = annotation_struct(
@@ -159,9 +161,11 @@ def import_coco(
 def _normalised_boxes(bbox: pa.Array, width: pa.Array, height: pa.Array, path: Path, pointer) -> tuple[pa.Array, int]:
     """Absolute [x, y, w, h] pixels / image size; boxes need the image's width and height."""
     present = np.asarray(pc.is_valid(bbox))
-    fail_where(pc.and_(pc.is_valid(bbox), pc.not_equal(pc.list_value_length(bbox), 4)), path, pointer, "bbox needs 4 numbers [x, y, width, height]")
+    wrong_length = pc.and_(pc.is_valid(bbox), pc.not_equal(pc.list_value_length(bbox), 4))
+    fail_where(wrong_length, path, pointer, "bbox needs 4 numbers [x, y, width, height]")
     no_size = pc.and_(pc.is_valid(bbox), pc.or_(pc.is_null(width), pc.is_null(height)))
-    fail_where(no_size, path, pointer, "the image of this box has no width/height", "add them to the image or pass --check-images")
+    hint = "add them to the image or pass --check-images"
+    fail_where(no_size, path, pointer, "the image of this box has no width/height", hint)
     filled = bbox.fill_null([0.0, 0.0, 0.0, 0.0]) if bbox.null_count else bbox
     xywh = pc.list_flatten(filled).to_numpy(zero_copy_only=False).astype(np.float64).reshape(-1, 4)
     w = pc.fill_null(width, 1).to_numpy(zero_copy_only=False).astype(np.float64)

@@ -52,7 +52,8 @@ class ImportReport:
         ]
         lines += [f"  {text}: {n}" for text, n in optional if n]
         for name, ids in self.duplicate_categories:
-            lines.append(f"  category name {name!r} is shared by ids {', '.join(ids)}: kept distinct as " + ", ".join(f"'{name}#{i}'" for i in ids))
+            labels = ", ".join(f"'{name}#{i}'" for i in ids)
+            lines.append(f"  category name {name!r} is shared by ids {', '.join(ids)}: kept distinct as {labels}")
         lines += [f"  warning: {w}" for w in self.warnings]
         if self.written:
             lines.append(f"  dataset version {self.version_before} -> {self.version_after}")
