@@ -157,3 +157,9 @@ def test_where_restricts_the_candidates(store, strategy):
     got = select_frames(ds, k=100, strategy=strategy, where="site = 'S1' AND captured_at < '2024-03-01T05:00:00Z'")
     expected = {f"1-{c}-{j:02d}" for c in range(2) for j in range(5)}
     assert set(got["frame_id"].to_pylist()) == expected
+
+
+def test_diverse_with_an_unknown_embedding_column(store):
+    ds, _ = _clustered(store)
+    with pytest.raises(SelectionError, match="no embedding column 'clip'.*embedding"):
+        select_frames(ds, strategy="diverse", column="clip")

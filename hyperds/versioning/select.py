@@ -90,6 +90,11 @@ def select_frames(
         )
     elif column in embedding_columns(table.schema):
         picked = _k_center(table, frames, k, seed, column)
+    elif column != EMBEDDING_COLUMN:
+        raise SelectionError(
+            f"dataset {table.name!r} has no embedding column {column!r} "
+            f"(embedding columns: {embedding_columns(table.schema) or 'none'})"
+        )
     else:
         picked = _spread(frames, k, seed)
     picked = picked.with_columns(rank=pl.int_range(pl.len(), dtype=pl.Int64), score=pl.col("score").cast(pl.Float64))
@@ -167,7 +172,7 @@ def _k_center(table: FrameTable, frames: pl.DataFrame, k: int, seed: int, column
     if len(ids) == 0:
         log.warning("diverse selection: no candidate has a %r vector; spreading over sites, cameras and time", column)
         return _spread(frames, k, seed)
-    order = np.argsort(np.asarray(ids.to_pylist(), dtype=object), kind="stable")
+    order = pc.sort_indices(ids).to_numpy()
     ids, vectors = ids.take(pa.array(order)), vectors[order].astype(np.float64)
     n = len(ids)
     first = int(np.random.default_rng(seed).integers(n))
