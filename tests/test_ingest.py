@@ -8,6 +8,7 @@ import hashlib
 import io
 
 import polars as pl
+import pyarrow as pa
 import pytest
 from PIL import Image
 
@@ -197,6 +198,8 @@ def test_ingest_bad_input_leaves_store_unchanged(store, tmp_path):
         ds.ingest(str(tmp_path / "missing"), progress=False)
     with pytest.raises(IngestError, match="engine"):
         ds.ingest(str(tmp_path / "x"), engine="spark")
+    with pytest.raises(IngestError, match="time zone"):
+        ds.ingest(str(tmp_path / "x"), tz="Mars/Olympus")
     assert (ds.version, len(ds)) == before
 
 
@@ -215,3 +218,26 @@ def test_cli_ingest_over_s3(tmp_path, s3_bucket, s3_server, capsys):
     with pytest.raises(SystemExit):
         main(["ingest", "--help"])
     assert "--layout" in capsys.readouterr().out
+
+
+def test_layout_user_fields_given_sequences_and_bad_clock(store, tmp_path):
+    """Extra layout fields become user columns; a layout {seq_id} is kept; a zeroed EXIF clock is a warning."""
+    thumbs = sorted((DATA / "serengeti-thumbs").glob("*.JPG"))[:2]
+    for i, p in enumerate(thumbs):
+        dst = tmp_path / "in" / "wet" / "camA" / f"seq{i}" / p.name
+        dst.parent.mkdir(parents=True)
+        dst.write_bytes(p.read_bytes())
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9003] = "0000:00:00 00:00:00"
+    (tmp_path / "in" / "dry" / "camB" / "s9").mkdir(parents=True)
+    Image.new("RGB", (20, 10)).save(tmp_path / "in" / "dry" / "camB" / "s9" / "zero.jpg", exif=exif)
+    ds = store.create_dataset("lay")
+    report = ds.ingest(str(tmp_path / "in"), layout="{season}/{camera}/{seq_id}/{name}", progress=False)
+    assert report.ingested == 3 and report.skipped.height == 0
+    assert report.warnings["problem"].to_list() == ["capture_time"]
+    assert "0000:00:00" in report.warnings["reason"][0] and "zero.jpg" in report.warnings["uri"][0]
+    rows = {r["uri"].rsplit("/", 1)[-1]: r for r in ds.to_arrow().to_pylist()}
+    assert rows["zero.jpg"]["captured_at"] is None and (rows["zero.jpg"]["width"], rows["zero.jpg"]["height"]) == (20, 10)
+    assert [(rows[p.name]["season"], rows[p.name]["camera"], rows[p.name]["seq_id"]) for p in thumbs] == [
+        ("wet", "camA", "seq0"), ("wet", "camA", "seq1")]
+    assert ds.schema.field("season").type == pa.string()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import fsspec
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import IngestError
 from .bursts import DEFAULT_GAP_S, assign_bursts
@@ -132,6 +133,13 @@ def compile_layout(layout: str) -> tuple[str, list[str]]:
     return f"^{regex}$", fields
 
 
+def _check_tz(tz: str) -> None:
+    try:
+        pc.assume_timezone(pa.array([0], pa.timestamp("us")), tz)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
+        raise IngestError(f"unknown time zone {tz!r} for naive EXIF times: use e.g. 'UTC', 'Africa/Nairobi' or '+01:00'") from exc
+
+
 def _problems(df: pl.DataFrame, problem: str, reason: pl.Expr) -> pl.DataFrame:
     return df.select(pl.col("uri"), pl.lit(problem).alias("problem"), reason.alias("reason")).cast(_PROBLEMS)
 
@@ -202,6 +210,7 @@ def ingest(
     start = time.perf_counter()
     table._require_writable()
     pattern, fields = compile_layout(layout) if layout else (None, [])
+    _check_tz(tz)
     fs, root = source_filesystem(uri, storage_options)
     listing = _list(fs, root)
     problems: list[pl.DataFrame] = []
@@ -246,10 +255,10 @@ def ingest(
             todo, dups = _dedupe(todo, _known_hashes(table))
             problems.append(dups)
         todo, warnings = _capture_times(todo, tz)
-        todo = assign_bursts(todo, by=["site", "camera"] if "camera" in todo.columns else ["_folder"], gap_s=burst_gap_s)
+        todo = _bursts(todo, burst_gap_s)
 
     frames = _frames(todo, fields, hash) if headers is not None and todo.height else None
-    result = table.add_frames(frames.to_arrow(), assume_tz=tz) if frames is not None else None
+    result = table.add_frames(_small_strings(frames.to_arrow()), assume_tz=tz) if frames is not None else None
     skipped = pl.concat(problems).sort(["problem", "uri"])
     report = IngestReport(
         dataset=table.name, uri=uri, listed=listing.height, ingested=result.inserted if result else 0,
@@ -279,8 +288,7 @@ def _capture_times(todo: pl.DataFrame, tz: str) -> tuple[pl.DataFrame, pl.DataFr
     parsed = pl.col("exif_time").str.strptime(pl.Datetime("us"), "%Y:%m:%d %H:%M:%S", strict=False)
     offset = pl.col("exif_offset").str.extract(r"^([+-]\d{2}:\d{2})$")
     todo = todo.with_columns(
-        pl.concat_str([parsed.dt.strftime("%Y-%m-%dT%H:%M:%S"), offset.fill_null("")]).alias("_iso"),
-        pl.col("path").str.replace(r"/[^/]*$", "").alias("_folder"),
+        pl.concat_str([parsed.dt.strftime("%Y-%m-%dT%H:%M:%S"), offset.fill_null("")]).alias("_iso")
     )
     bad = pl.col("exif_time").is_not_null() & pl.col("_iso").is_null()
     warnings = _problems(
@@ -290,8 +298,22 @@ def _capture_times(todo: pl.DataFrame, tz: str) -> tuple[pl.DataFrame, pl.DataFr
     return todo.with_columns(pl.from_arrow(captured).alias("captured_at")), warnings
 
 
+def _bursts(todo: pl.DataFrame, gap_s: float) -> pl.DataFrame:
+    """Bursts per site/camera from the layout, else per folder (a folder is one camera's card)."""
+    if "camera" in todo.columns:
+        return assign_bursts(todo, by=[c for c in ("site", "camera") if c in todo.columns], gap_s=gap_s)
+    folder = todo.with_columns(pl.col("uri").str.replace(r"/[^/]*$", "").alias("_folder"))
+    return assign_bursts(folder, by=["_folder"], gap_s=gap_s).drop("_folder")
+
+
+def _small_strings(table: pa.Table) -> pa.Table:
+    """polars exports large_string; user columns keep Arrow's plain string like the core ones."""
+    fields = [pa.field(f.name, pa.string()) if pa.types.is_large_string(f.type) else f for f in table.schema]
+    return table.cast(pa.schema(fields))
+
+
 def _frames(todo: pl.DataFrame, fields: list[str], hash: bool) -> pl.DataFrame:
-    layout_cols = [f for f in fields if f not in LAYOUT_IGNORED]
+    layout_cols = [f for f in fields if f not in (*LAYOUT_IGNORED, "seq_id")]
     return todo.select(
         pl.col("uri").alias("frame_id"),
         "uri", "width", "height", "captured_at", *layout_cols, "seq_id", "frame_num",
