@@ -126,6 +126,20 @@ def test_event_found_by_time_window_without_media_observations(store, sample_dat
         assert [(a["ann_id"], a["level"]) for a in row["annotations"]] == [(e, "event") for e in events]
 
 
+def test_event_without_media_is_reported(store, sample_data):
+    folder = sample_data / "camtrap-dp"
+    obs = _rows(folder, "observations")
+    template = next(o for o in obs if o["observationLevel"] == "event")
+    orphan = {**template, "observationID": "orphan1", "eventID": "no-such-event",
+              "eventStart": "1999-01-01T00:00:00Z", "eventEnd": "1999-01-01T00:00:05Z"}
+    _write_rows(folder, "observations", [*obs, orphan])
+    ds = store.create_dataset("mica")
+    report = import_camtrap_dp(ds, folder)
+    assert len(report.warnings) == 1 and "'orphan1'" in report.warnings[0] and "orphan1" in report.summary()
+    assert report.annotations_inserted == len(_expected_annotations(PKG))
+    assert report.event_observations == sum(o["observationLevel"] == "event" for o in obs) + 1
+
+
 def test_root_rebases_local_paths_only(store):
     ds = store.create_dataset("mica")
     import_camtrap_dp(ds, PKG / "datapackage.json", root="s3://cams/mica")
