@@ -37,7 +37,9 @@ class _SkipCounter:
     """Frames skipped with on_error='skip', counted across DataLoader worker processes (shared memory)."""
 
     def __init__(self) -> None:
-        self._value = multiprocessing.Value("q", 0)
+        # Made in a spawn context: forked workers inherit it, spawned ones may receive it (a fork-context
+        # lock refuses to travel to a spawned process).
+        self._value = multiprocessing.get_context("spawn").Value("q", 0)
 
     def add(self, n: int) -> None:
         with self._value.get_lock():
@@ -296,8 +298,9 @@ class FrameDataset(Dataset):
         if region is not None:
             w, h = img.size
             x0, y0, x1, y1 = region
-            left, top = math.floor(x0 * w), math.floor(y0 * h)
-            img = img.crop((left, top, max(left + 1, math.ceil(x1 * w)), max(top + 1, math.ceil(y1 * h))))
+            # Rounded, not floored/ceiled: float32 box edges sit a hair off the pixel grid.
+            left, top = round(x0 * w), round(y0 * h)
+            img = img.crop((left, top, max(left + 1, round(x1 * w)), max(top + 1, round(y1 * h))))
         if self.target == "detection":
             start, stop = self._boxes.offsets[row], self._boxes.offsets[row + 1]
             boxes = _pixel_xyxy(self._boxes.xywh[start:stop], *img.size)
@@ -325,7 +328,7 @@ class FrameDataset(Dataset):
         if self.unit == "sequence":
             images = [img for _, img in loaded]
             stacked = torch.stack(images) if all(isinstance(i, torch.Tensor) for i in images) else images
-            target = [self._row(r) for r in rows] if callable(self.target) else self._multi_hot(rows)
+            target = self.target([self._row(r) for r in rows]) if callable(self.target) else self._multi_hot(rows)
             return stacked, target
         row, image = loaded[0]
         if callable(self.target):

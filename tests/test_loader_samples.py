@@ -1,0 +1,208 @@
+"""What a FrameDataset sample holds: crops of exactly their box, whole bursts, class and detection targets."""
+
+from __future__ import annotations
+
+import io
+import operator
+from collections import defaultdict
+
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+import torch
+from PIL import Image
+
+from hyperds.errors import LoaderError
+from hyperds.loaders import transforms as T
+from hyperds.loaders.torch import FrameDataset, collate_detection, collate_sequences
+
+W, H = 400, 300
+GREY, RED, GREEN = (128, 128, 128), (255, 0, 0), (0, 200, 0)
+RED_BOX = (100, 60, 200, 180)  # pixel x0, y0, x1, y1
+GREEN_BOX = (260, 20, 380, 100)
+
+
+def _synthetic_png() -> bytes:
+    """A grey picture with a red and a green rectangle, lossless so pixels can be checked exactly."""
+    im = Image.new("RGB", (W, H), GREY)
+    im.paste(RED, RED_BOX)
+    im.paste(GREEN, GREEN_BOX)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _norm(box):
+    x0, y0, x1, y1 = box
+    return [x0 / W, y0 / H, (x1 - x0) / W, (y1 - y0) / H]
+
+
+@pytest.fixture(params=["local", "s3"])
+def boxes_ds(request, store, tmp_path):
+    """One frame with a confident 'lion' box (red) and an unsure 'zebra' box (green), on disk or on S3."""
+    data = _synthetic_png()
+    options = None
+    if request.param == "local":
+        (tmp_path / "img").mkdir()
+        (tmp_path / "img" / "boxes.png").write_bytes(data)
+        root = str(tmp_path / "img")
+    else:
+        bucket, client = request.getfixturevalue("s3_bucket")
+        client.put_object(Bucket=bucket, Key="img/boxes.png", Body=data)
+        root = f"s3://{bucket}/img"
+        options = {"endpoint_url": request.getfixturevalue("s3_server")}
+    ds = store.create_dataset("boxes", root=root)
+    annotations = [
+        {"label": "lion", "bbox": _norm(RED_BOX), "confidence": 0.97, "source_kind": "model", "source": "md"},
+        {"label": "zebra", "bbox": _norm(GREEN_BOX), "confidence": 0.5, "source_kind": "model", "source": "md"},
+        {"label": "lion"},  # image-level label: no box, never a crop
+    ]
+    ds.add_frames([{"frame_id": "f1", "uri": "boxes.png", "annotations": annotations}])
+    return ds, options
+
+
+def test_crops_match_their_boxes(boxes_ds):
+    ds, options = boxes_ds
+    confident = FrameDataset(
+        ds, unit="crop", box_filter=pc.field("confidence") >= 0.9, crop_padding=0.1, storage_options=options
+    )
+    assert len(confident) == 1 and confident.classes == ["lion", "zebra"]
+    crop, target = confident[0]
+    x0, y0, x1, y1 = RED_BOX
+    pad_x, pad_y = round(0.1 * (x1 - x0)), round(0.1 * (y1 - y0))
+    assert crop.size == (x1 - x0 + 2 * pad_x, y1 - y0 + 2 * pad_y)
+    pixels = np.asarray(crop)
+    inner = pixels[pad_y:-pad_y, pad_x:-pad_x]
+    assert (inner == RED).all()
+    ring = np.ones(pixels.shape[:2], bool)
+    ring[pad_y:-pad_y, pad_x:-pad_x] = False
+    assert (pixels[ring] == GREY).all()
+    assert int(target) == confident.classes.index("lion")
+
+    every = FrameDataset(ds, unit="crop", storage_options=options)
+    assert len(every) == 2
+    got = {int(t): np.asarray(c) for c, t in every.__getitems__([0, 1])}
+    assert (got[every.classes.index("zebra")] == GREEN).all()
+    assert got[every.classes.index("zebra")].shape == (GREEN_BOX[3] - GREEN_BOX[1], GREEN_BOX[2] - GREEN_BOX[0], 3)
+
+
+def test_detection_boxes_follow_the_resize(boxes_ds):
+    ds, options = boxes_ds
+    frames = FrameDataset(
+        ds,
+        target="detection",
+        transform=T.Compose([T.Resize((150, 200)), T.ToTensor()]),
+        storage_options=options,
+        box_filter=pc.field("confidence") >= 0.9,
+    )
+    image, target = frames[0]
+    assert image.shape == (3, 150, 200)
+    assert target["labels"].tolist() == [frames.classes.index("lion")]
+    # Where the red pixels are in the output image, found independently of the boxes.
+    red = (image[0] > 0.8) & (image[1] < 0.2)
+    ys, xs = torch.nonzero(red, as_tuple=True)
+    found = torch.tensor([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=torch.float32)
+    assert torch.allclose(target["boxes"][0], found, atol=1.5)
+    images, targets = collate_detection([frames[0], frames[0]])
+    assert images.shape == (2, 3, 150, 200) and len(targets) == 2
+
+
+def test_detection_over_flip_mirrors_boxes(store, tmp_path):
+    (tmp_path / "boxes.png").write_bytes(_synthetic_png())
+    ds = store.create_dataset("flip", root=str(tmp_path))
+    ds.add_frames([{"frame_id": "f", "uri": "boxes.png", "annotations": [{"label": "lion", "bbox": _norm(RED_BOX)}]}])
+    frames = FrameDataset(ds, target="detection", transform=T.Compose([T.RandomHorizontalFlip(p=1.0), T.ToTensor()]))
+    image, target = frames[0]
+    red = (image[0] > 0.8) & (image[1] < 0.2)
+    ys, xs = torch.nonzero(red, as_tuple=True)
+    found = torch.tensor([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=torch.float32)
+    assert torch.allclose(target["boxes"][0], found)
+
+
+BURSTS = {  # seq_id -> [(frame_id, frame_num, labels)], inserted out of frame order on purpose
+    "seqA": [("a3", 3, ["lion"]), ("a1", 1, ["lion"]), ("a2", 2, ["zebra"])],
+    "seqB": [("b2", 2, ["zebra"]), ("b1", 1, ["zebra"])],
+    "seqC": [("c1", 1, ["elephant"])],
+}
+
+
+@pytest.fixture
+def bursts_ds(store, tmp_path):
+    im = Image.new("RGB", (40, 30), GREY)
+    rows = []
+    for seq, frames in BURSTS.items():
+        for fid, num, labels in frames:
+            im.save(tmp_path / f"{fid}.jpg")
+            rows.append(
+                {"frame_id": fid, "uri": f"{fid}.jpg", "seq_id": seq, "frame_num": num, "annotations": [{"label": x} for x in labels]}
+            )
+    im.save(tmp_path / "lone.jpg")
+    rows.append({"frame_id": "lone", "uri": "lone.jpg", "annotations": [{"label": "lion"}]})
+    ds = store.create_dataset("bursts", root=str(tmp_path))
+    ds.add_frames(rows)
+    return ds
+
+
+def test_sequences_group_exactly_their_burst(bursts_ds):
+    expected = {seq: [fid for fid, _, _ in sorted(frames, key=lambda f: f[1])] for seq, frames in BURSTS.items()}
+    expected["lone"] = ["lone"]
+    ids = FrameDataset(bursts_ds, unit="sequence", target=lambda rows: [r["frame_id"] for r in rows])
+    got = [target for _, target in ids.__getitems__(list(range(len(ids))))]
+    assert sorted(got) == sorted(expected.values())
+
+    frames = FrameDataset(bursts_ds, unit="sequence", transform=T.ToTensor(), max_frames=2)
+    assert frames.classes == ["elephant", "lion", "zebra"]
+    labels_of = {fid: labels for burst in BURSTS.values() for fid, _, labels in burst} | {"lone": ["lion"]}
+    for i in range(len(frames)):
+        stack, target = frames[i]
+        members = ids[i][1][:2]
+        assert stack.shape == (len(members), 3, 30, 40)
+        want = torch.zeros(3)
+        for fid in members:
+            for label in labels_of[fid]:
+                want[frames.classes.index(label)] = 1
+        assert torch.equal(target, want)
+    padded, lengths, targets = collate_sequences([frames[i] for i in range(len(frames))])
+    assert padded.shape == (4, 2, 3, 30, 40) and sorted(lengths.tolist()) == [1, 1, 2, 2] and targets.shape == (4, 3)
+
+
+def test_classification_targets(bursts_ds):
+    by_id = {fid: labels for burst in BURSTS.values() for fid, _, labels in burst} | {"lone": ["lion"]}
+    frames = FrameDataset(bursts_ds, classes=["zebra", "lion", "elephant"])
+    frame_ids = FrameDataset(bursts_ds, target=operator.itemgetter("frame_id"))
+    for i in range(len(frames)):
+        assert frames.classes[int(frames[i][1])] == by_id[frame_ids[i][1]][0]
+
+    mapped = FrameDataset(bursts_ds, label_map={"lion": "cat", "zebra": "horse", "elephant": "other"}, multilabel=True)
+    assert mapped.classes == ["cat", "horse", "other"]
+    for i in range(len(mapped)):
+        names = {mapped.classes[int(c)] for c in torch.nonzero(mapped[i][1])}
+        assert names == {{"lion": "cat", "zebra": "horse", "elephant": "other"}[x] for x in by_id[frame_ids[i][1]]}
+
+    with pytest.raises(LoaderError, match="exactly one class"):
+        FrameDataset(bursts_ds, label_map={"lion": "cat"})  # zebra and elephant frames map to nothing
+    with pytest.raises(LoaderError, match="unknown target"):
+        FrameDataset(bursts_ds, target="segmentation")
+    with pytest.raises(LoaderError, match="lacks column"):
+        FrameDataset(bursts_ds.to_arrow(columns=["frame_id", "uri"]))
+
+
+def test_multilabel_frames(store, tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.jpg")
+    ds = store.create_dataset("multi", root=str(tmp_path))
+    ds.add_frames([{"frame_id": "x", "uri": "x.jpg", "annotations": [{"label": "zebra"}, {"label": "wildebeest"}]}])
+    with pytest.raises(LoaderError, match="'x' \\(2 classes\\)"):
+        FrameDataset(ds)
+    _, hot = FrameDataset(ds, multilabel=True, classes=["lion", "wildebeest", "zebra"])[0]
+    assert hot.tolist() == [0.0, 1.0, 1.0]
+
+
+def test_constructing_reads_no_image(store):
+    ds = store.create_dataset("nowhere", root="/nonexistent/place")
+    ds.add_frames([{"frame_id": f"f{i}", "uri": f"{i}.jpg", "annotations": [{"label": "lion"}]} for i in range(5)])
+    frames = FrameDataset(ds, on_error="raise")
+    assert len(frames) == 5 and frames.skipped == 0
+    counts = defaultdict(int)
+    for f in FrameDataset(ds, on_error="skip").__getitems__(range(5)):
+        counts[f] += 1
+    assert not counts
