@@ -6,9 +6,9 @@ needed segment lies, so a 5 MB photo costs one 64 KiB read; `hash=True` reads wh
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -205,7 +205,7 @@ def read_headers(
     progress: bool = False,
 ) -> pa.Table:
     """read_header() over many objects on a thread pool; rows in input order (HEADER_SCHEMA)."""
-    one: Callable[[str, int], dict] = lambda p, s: read_header(fs, p, s, hash, block_size)  # noqa: E731
+    one = functools.partial(read_header, fs, hash=hash, block_size=block_size)
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         rows = list(
             tqdm(pool.map(one, paths, sizes), total=len(paths), desc="reading headers", unit="img",
