@@ -6,11 +6,13 @@ runs the Lance scan with the pushed filter, then the exact residual, then order 
 
 from __future__ import annotations
 
+import difflib
 from typing import TYPE_CHECKING
 
 import polars as pl
 import pyarrow as pa
 
+from ..errors import QueryError
 from . import ast as a
 from .parse import Statement, parse
 from .plan import Plan, plan
@@ -63,6 +65,7 @@ class Query:
     def to_arrow(self, columns: list[str] | None = None) -> pa.Table:
         """Matching frames, ordered by ORDER BY (then frame_id), or by frame_id; LIMIT/OFFSET applied."""
         out = list(columns) if columns is not None else self.output_columns
+        self._check_columns(out)
         st = self.statement
         order = [k.column.name for k in st.order]
         needed = _unique(out + ["frame_id"] + order + self._residual_columns())
@@ -105,6 +108,14 @@ class Query:
         return "\n".join(lines)
 
     # -- internals -----------------------------------------------------------------------------
+    def _check_columns(self, names: list[str]) -> None:
+        have = self.table.schema.names
+        unknown = [n for n in names if n not in have]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], have, n=3, cutoff=0.6)
+            raise QueryError(f"unknown column {unknown[0]!r} asked for; columns are {', '.join(have)}",
+                             suggestions=close)
+
     def _residual_columns(self) -> list[str]:
         return sorted(a.frame_columns(self.plan.residual)) if self.plan.residual is not None else []
 

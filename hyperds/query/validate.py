@@ -145,8 +145,6 @@ class Validator:
         if left.__class__ is a.AnnotationCount and not isinstance(right, a.Literal):
             raise self.fail("count_annotations(...) compares with a number, e.g. count_annotations(...) >= 2",
                             node.right)
-        if lt == a.BOOL and node.op not in ("=", "!="):
-            raise self.fail(f"type mismatch: booleans compare only with = or !=, not {node.op}", node)
         return replace(node, left=left, right=right)
 
     def against(self, node: a.Node, t: str, other: a.Node, scope: str) -> a.Node:
