@@ -13,7 +13,7 @@ import sys
 
 from ..errors import HyperdsError
 
-COMMAND_MODULES = ("datasets", "imports", "ingest")
+COMMAND_MODULES = ("datasets", "imports", "query", "ingest", "review")
 
 
 def build_parser() -> argparse.ArgumentParser:
