@@ -205,6 +205,8 @@ class _Builder:
         for kind, op in _COMPARE.items():
             if type(node) is kind:
                 return self.compare(node, op)
+        if isinstance(node, exp.Func):
+            raise self.unknown_function(node.sql_name().lower(), node)
         raise self.unsupported(node)
 
     def compare(self, node: exp.Expression, op: str) -> a.Node:
@@ -236,7 +238,10 @@ class _Builder:
             if len(args) != 2:
                 raise self.fail(f"{name}(labels, ['a', 'b']) takes two arguments", node)
             return self.labels_has(node, args[0], self.array(args[1]), name.removeprefix("array_has_"))
-        raise self.fail(
+        raise self.unknown_function(name, node)
+
+    def unknown_function(self, name: str, node: exp.Expression) -> QueryError:
+        return self.fail(
             f"unknown function {name}(); functions are any_annotation, all_annotations, count_annotations, "
             "array_has, array_has_any, array_has_all",
             node,

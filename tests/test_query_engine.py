@@ -1,0 +1,151 @@
+"""Query semantics beyond the differential test: same-annotation binding, SELECT parts, pinned versions, plans."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from hyperds.cli.main import main
+
+UTC = dt.UTC
+
+
+def _frame(i: int, site: str, when: dt.datetime, anns: list[dict]) -> dict:
+    return {"frame_id": f"f{i:02d}", "uri": f"img/{i}.jpg", "site": site, "camera": f"c{i % 3}",
+            "width": 640 + 10 * i, "captured_at": when, "annotations": anns}
+
+
+@pytest.fixture
+def ds(store):
+    ds = store.create_dataset("park")
+    ds.add_frames([
+        # lion seen by a weak model, zebra by a confident one: no single confident lion
+        _frame(0, "S1", dt.datetime(2024, 3, 5, tzinfo=UTC), [
+            {"label": "lion", "confidence": 0.5, "source_kind": "model"},
+            {"label": "zebra", "confidence": 0.95, "source_kind": "model"}]),
+        _frame(1, "S1", dt.datetime(2024, 3, 20, tzinfo=UTC), [
+            {"label": "lion", "confidence": 0.95, "source_kind": "model"}]),
+        _frame(2, "S2", dt.datetime(2024, 4, 1, tzinfo=UTC), []),
+        _frame(3, "S1", dt.datetime(2024, 2, 29, 23, tzinfo=UTC), [
+            {"label": "lion", "source_kind": "human", "review_status": "rejected"}]),
+        _frame(4, "S2", dt.datetime(2024, 3, 31, 23, 30, tzinfo=UTC), [
+            {"label": "zebra"}, {"label": "zebra"}, {"label": "gnu"}]),
+    ])
+    return ds
+
+
+def ids(query) -> list[str]:
+    return query.frame_ids().to_pylist()
+
+
+def test_annotation_conditions_bind_to_one_annotation(ds):
+    same = "any_annotation(label = 'lion' AND confidence >= 0.9)"
+    apart = "any_annotation(label = 'lion') AND any_annotation(confidence >= 0.9)"
+    assert ids(ds.query(same)) == ["f01"]
+    assert ids(ds.query(apart)) == ["f00", "f01"]
+
+
+def test_all_annotations_is_vacuously_true_and_count(ds):
+    assert ids(ds.query("all_annotations(label = 'zebra')")) == ["f02"]  # no annotations: vacuously true
+    assert ids(ds.query("all_annotations(label IN ('zebra', 'gnu'))")) == ["f02", "f04"]
+    assert ids(ds.query("all_annotations(label = 'lion') AND count_annotations() > 0")) == ["f01", "f03"]
+    assert ids(ds.query("count_annotations(label = 'zebra') >= 2")) == ["f04"]
+    assert ids(ds.query("count_annotations() = 0")) == ["f02"]
+
+
+def test_labels_skip_rejected_annotations(ds):
+    """`labels` lists only annotations not rejected; any_annotation sees every annotation."""
+    assert ids(ds.query("'lion' = ANY(labels)")) == ["f00", "f01"]
+    assert ids(ds.query("any_annotation(label = 'lion')")) == ["f00", "f01", "f03"]
+    assert ids(ds.query("any_annotation(label = 'lion' AND review_status != 'rejected')")) == ["f00", "f01"]
+    assert ids(ds.query("array_has_all(labels, ['zebra', 'gnu'])")) == ["f04"]
+
+
+def test_timestamps_with_offsets(ds):
+    # 2024-03-01T01:00+02:00 is 2024-02-29T23:00Z: f03's instant exactly
+    assert ids(ds.query("captured_at = '2024-03-01T01:00:00+02:00'")) == ["f03"]
+    march = "captured_at >= '2024-03-01' AND captured_at < TIMESTAMP '2024-04-01'"
+    assert ids(ds.query(march)) == ["f00", "f01", "f04"]
+    assert ids(ds.query("captured_at BETWEEN '2024-03-31T19:00:00-05:00' AND '2024-04-02'")) == ["f02"]
+
+
+def test_select_order_limit_and_columns(ds):
+    q = ds.query("SELECT frame_id, site FROM park WHERE width >= 650 ORDER BY site DESC, width DESC LIMIT 3")
+    table = q.to_arrow()
+    assert table.column_names == ["frame_id", "site"]
+    assert table.column("frame_id").to_pylist() == ["f04", "f02", "f03"]
+    assert q.count() == 3
+    assert q.to_arrow(["frame_id", "width"]).column_names == ["frame_id", "width"]
+    assert isinstance(q.to_polars(), pl.DataFrame)
+    offset = ds.query("SELECT frame_id FROM park ORDER BY frame_id LIMIT 2 OFFSET 1")
+    assert ids(offset) == ["f01", "f02"]
+
+
+def test_everything_and_canonical_text(ds):
+    assert ids(ds.query("")) == ids(ds.query("TRUE")) == [f"f{i:02d}" for i in range(5)]
+    a = ds.query("SITE='S1'   and  width>=650 AND captured_at >= '2024-03-01T02:00:00+02:00'")
+    b = ds.query("site = 'S1' AND width >= 650 AND captured_at >= TIMESTAMP '2024-03-01 00:00:00'")
+    assert a.sql == b.sql
+    assert ids(ds.query(a.sql)) == ids(a) == ["f01"]
+    sel = ds.query("select frame_id from PARK where site='S2' order by width desc limit 1")
+    assert sel.sql == "SELECT frame_id FROM park WHERE site = 'S2' ORDER BY width DESC LIMIT 1"
+    assert ids(ds.query(sel.sql)) == ["f04"]
+
+
+def test_pinned_version_reads_that_version(ds):
+    before = ds.version
+    ds.add_frames([_frame(9, "S1", dt.datetime(2024, 3, 6, tzinfo=UTC), [{"label": "lion", "confidence": 1.0}])])
+    q = "site = 'S1' AND any_annotation(label = 'lion' AND confidence >= 0.9)"
+    assert ids(ds.query(q)) == ["f01", "f09"]
+    old = ds.at(before).query(q)
+    assert ids(old) == ["f01"] and old.count() == 1
+    assert ds.at(before).query("site = 'S1'").count() == 3
+
+
+def test_user_metadata_columns(store):
+    ds = store.create_dataset("meta", schema=pa.schema([("temperature", pa.float32()), ("night", pa.bool_())]))
+    ds.add_frames([{"frame_id": str(i), "uri": f"{i}.jpg", "temperature": t, "night": n}
+                   for i, (t, n) in enumerate([(21.5, True), (30.0, False), (None, None)])])
+    assert ids(ds.query("temperature > 21 AND NOT night")) == ["1"]
+    assert ids(ds.query("night OR temperature IS NULL")) == ["0", "2"]
+    assert ids(ds.query("NOT night")) == ["1"]  # NULL stays unknown under NOT
+
+
+def test_explain_shows_index_use_and_q3_plan(ds):
+    q1 = ds.query("frame_id = 'f03'").explain()
+    assert "pushdown:  frame_id = 'f03'" in q1 and "frame_id_idx(BTree)" in q1 and "residual:  (none)" in q1
+
+    q2 = ds.query("site = 'S1' AND captured_at >= '2024-03-01' AND captured_at < '2024-04-01' "
+                  "AND any_annotation(label = 'lion')").explain()
+    assert "site_idx(Bitmap)" in q2 and "captured_at_idx(BTree)" in q2
+    assert "residual:  any_annotation(label = 'lion')" in q2
+
+    # Q3 fixes a label but may match rejected annotations, which `labels` omits: a full scan, all residual
+    q3 = ds.query("any_annotation(label = 'lion' AND confidence >= 0.9 AND source_kind = 'model')").explain()
+    assert "pushdown:  (none: full scan)" in q3 and "ScalarIndexQuery" not in q3
+    assert "projection=[frame_id, annotations]" in q3
+    # the same with rejected annotations excluded may use the LABEL_LIST index as a prefilter
+    q3b = ds.query("any_annotation(label = 'lion' AND confidence >= 0.9 AND review_status != 'rejected')")
+    assert "prefilter: array_has_any(labels, ['lion'])" in q3b.explain() and "labels_idx(LabelList)" in q3b.explain()
+    assert ids(q3b) == ["f01"]
+
+
+def test_cli_query_formats(ds, tmp_path, capsys):
+    base = ["--store", ds.store.uri, "query", "park"]
+    assert main(base + ["site = 'S2'", "--format", "json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["frame_id"] for r in rows] == ["f02", "f04"] and "annotations" not in rows[0]
+    assert main(base + ["SELECT frame_id, width FROM park WHERE width > 650", "--format", "csv", "--limit", "2"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["frame_id,width", "f02,660", "f03,670"]
+    out = tmp_path / "r.parquet"
+    assert main(base + ["any_annotation(label = 'zebra')", "--format", "parquet", "--output", str(out)]) == 0
+    assert pq.read_table(out).column("frame_id").to_pylist() == ["f00", "f04"]
+    assert main(base + ["frame_id = 'f01'", "--explain"]) == 0
+    assert "frame_id_idx(BTree)" in capsys.readouterr().out
+    assert main(base + ["TRUE"]) == 0
+    assert "f04" in capsys.readouterr().out
