@@ -43,7 +43,7 @@ def parse(text: str) -> Statement:
     """Parse `text` (see module doc); raises QueryError with the position of the problem."""
     if not text.strip():
         return Statement(where=None)
-    tree = _sqlglot_parse(text)
+    tree = parse_tree(text)
     if isinstance(tree, exp.Select):
         return _select(tree, text)
     if isinstance(tree, exp.Query) or not isinstance(tree, exp.Expression):
@@ -51,7 +51,8 @@ def parse(text: str) -> Statement:
     return Statement(where=_Builder(text).expr(tree))
 
 
-def _sqlglot_parse(text: str) -> exp.Expression:
+def parse_tree(text: str) -> exp.Expression:
+    """sqlglot's tree for one statement; syntax errors become positioned QueryErrors."""
     try:
         trees = sqlglot.parse(text)
     except sqlglot.errors.ParseError as exc:

@@ -1,0 +1,58 @@
+"""store.sql(): analytic SELECTs across datasets, annotations and labels as unnested relations."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from hyperds.errors import QueryError
+
+ROWS = {
+    "north": [
+        {"frame_id": "n1", "uri": "n1.jpg", "site": "A", "annotations": [
+            {"label": "lion", "source_kind": "model"}, {"label": "lion", "source_kind": "human"}]},
+        {"frame_id": "n2", "uri": "n2.jpg", "site": "B", "annotations": [
+            {"label": "zebra", "source_kind": "human", "review_status": "rejected"}]},
+        {"frame_id": "n3", "uri": "n3.jpg", "site": "A", "annotations": []},
+    ],
+    "south": [
+        {"frame_id": "s1", "uri": "s1.jpg", "site": "C", "annotations": [{"label": "zebra", "source_kind": "model"}]},
+    ],
+}
+
+
+@pytest.fixture
+def store2(store):
+    for name, rows in ROWS.items():
+        store.create_dataset(name).add_frames(rows)
+    return store
+
+
+def test_group_by_over_annotations(store2):
+    got = store2.sql("SELECT label, source_kind, COUNT(*) AS n FROM north__annotations "
+                     "GROUP BY label, source_kind ORDER BY label, source_kind")
+    want = Counter((a["label"], a.get("source_kind", "human")) for r in ROWS["north"] for a in r["annotations"])
+    assert {(r["label"], r["source_kind"]): r["n"] for r in got.to_dicts()} == dict(want)
+
+
+def test_frames_per_label_and_across_datasets(store2):
+    got = store2.sql("SELECT label, COUNT(*) AS frames FROM north__labels GROUP BY label")
+    want = Counter(lbl for r in ROWS["north"]
+                   for lbl in {a["label"] for a in r["annotations"] if a.get("review_status") != "rejected"})
+    assert dict(zip(got["label"], got["frames"], strict=True)) == dict(want)
+    both = store2.sql("SELECT site FROM north UNION ALL SELECT site FROM south")
+    assert sorted(both["site"]) == sorted(r["site"] for rows in ROWS.values() for r in rows)
+    joined = store2.sql("SELECT f.site, COUNT(*) AS n FROM north f JOIN north__annotations a "
+                        "ON f.frame_id = a.frame_id GROUP BY f.site")
+    assert dict(zip(joined["site"], joined["n"], strict=True)) == {"A": 2, "B": 1}
+
+
+def test_errors(store2):
+    with pytest.raises(QueryError, match="unknown dataset or relation 'nort'") as info:
+        store2.sql("SELECT * FROM nort")
+    assert "north" in info.value.suggestions and info.value.column == 15
+    with pytest.raises(QueryError, match="cannot run the analytic query"):
+        store2.sql("SELECT nope FROM north")
+    with pytest.raises(QueryError, match="syntax error"):
+        store2.sql("SELECT FROM WHERE")
