@@ -19,6 +19,8 @@ from .errors import DatasetExistsError, DatasetNotFoundError, StoreError
 from .frames.schema import frames_schema
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from .dataset import Dataset
 
 log = logging.getLogger(__name__)
@@ -142,6 +144,17 @@ class Store:
         if name not in self.datasets():
             raise DatasetNotFoundError(name, self.datasets())
         self._db.drop_table(name)
+
+    # -- analytic queries ------------------------------------------------------------------
+    def sql(self, sql: str) -> pl.DataFrame:
+        """Run an analytic SELECT (GROUP BY, joins, aggregates) over datasets through polars.
+
+        Relations: `<ds>` (frames), `<ds>__annotations` (frame_id + annotation fields, one row per
+        annotation), `<ds>__labels` (frame_id, label; one row per derived label). See hyperds.query.analytic.
+        """
+        from .query.analytic import run_sql
+
+        return run_sql(self, sql)
 
     # -- catalog tables --------------------------------------------------------------------
     def catalog(self, name: str, schema: pa.Schema) -> lance.LanceDataset:
