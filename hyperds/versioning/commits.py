@@ -25,7 +25,7 @@ from lance.commit import CommitConflictError
 from ..errors import ConflictError, CorrectionError, HyperdsError
 from ..frames.table import _INDEXED_MERGE_LIMIT
 from .changes import ChangeInput, apply_changes, assign_ann_ids, normalize_changes, validate_changes
-from .history import commit_properties, reconcile, record
+from .history import commit_properties, record
 from .rows import read_rows
 
 if TYPE_CHECKING:
@@ -95,7 +95,6 @@ def commit(
     expected = _expected_revisions(table, df, based_on)
     props = commit_properties(commit_id, author.strip(), message or "", now, based_on)
     frame_ids = df["frame_id"].unique().to_list()
-    reconcile(table)
     for attempt in range(1, _MAX_ATTEMPTS + 1):
         ds = table.store.open_lance(table.name)
         rows = read_rows(ds, frame_ids)
@@ -112,7 +111,7 @@ def commit(
     summary = record(table, props, committed.version, rows, after)
     table._ds = None
     try:
-        table.refresh_indices()
+        _refresh_indices(table)
     except OSError as exc:  # a concurrent index refresh won; the next write folds these rows in
         log.info("%s: index refresh after commit %s deferred: %s", table.name, commit_id, exc)
     log.info("%s: commit %s by %s -> version %d (%d frames)", table.name, commit_id, author, committed.version,
@@ -128,6 +127,19 @@ def commit(
         reviewed=summary["reviewed"],
         attempts=attempt,
     )
+
+
+def _refresh_indices(table: FrameTable) -> None:
+    """Fold the committed rows into the scalar indices at a cost that follows the rows, not the table.
+
+    An index still in one segment gets a delta segment (merging into it would rewrite it whole);
+    FrameTable.refresh_indices then merges later commits' rows into that delta.
+    """
+    single = [i.name for i in table.lance().describe_indices() if len(i.segments) == 1]
+    if single:
+        table.lance().optimize.optimize_indices(num_indices_to_merge=0, index_names=single)
+        table._ds = None
+    table.refresh_indices()
 
 
 def _expected_revisions(table: FrameTable, df: pl.DataFrame, based_on: int | None) -> pl.DataFrame:

@@ -1,0 +1,296 @@
+"""Annotation commits on real Lance tables: each op, provenance, history, blame, bad input, revisions."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import lance
+import polars as pl
+import pytest
+
+import hyperds
+from hyperds.errors import ConflictError, CorrectionError
+from hyperds.versioning.changes import apply_changes, normalize_changes
+from hyperds.versioning.commits import _try_write
+from hyperds.versioning.history import commit_properties
+from hyperds.versioning.rows import read_rows
+
+MODEL = "MegaDetector v5a"
+
+
+def _frames(n: int = 6) -> list[dict]:
+    return [
+        {
+            "frame_id": f"f{i}",
+            "uri": f"file:///images/{i}.jpg",
+            "site": "S1",
+            "annotations": [
+                {"ann_id": f"f{i}:0", "label": "lion", "bbox": [0.1, 0.1, 0.2, 0.2], "source_kind": "model",
+                 "source": MODEL, "confidence": 0.8},
+                {"ann_id": f"f{i}:1", "label": "zebra", "source_kind": "human", "source": "importer"},
+            ],
+        }
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def ds(store):
+    d = store.create_dataset("cams")
+    d.add_frames(_frames())
+    return d
+
+
+def _snapshot(d) -> tuple[int, list[dict]]:
+    d = d.store.dataset(d.name)
+    return d.version, d.to_arrow().sort_by("frame_id").to_pylist()
+
+
+def _ann(frame: dict, ann_id: str) -> dict:
+    return next(a for a in frame["annotations"] if a["ann_id"] == ann_id)
+
+
+def test_each_op_applies_with_provenance(ds):
+    v0 = ds.version
+    before = {r["frame_id"]: r for r in _snapshot(ds)[1]}
+    t0 = dt.datetime.now(dt.UTC)
+    res = ds.commit(
+        [
+            {"op": "relabel", "frame_id": "f0", "ann_id": "f0:0", "label": "leopard", "revision": 0},
+            {"op": "add", "frame_id": "f0", "ann_id": "f0:new", "label": "gnu", "bbox": [0.5, 0.5, 0.1, 0.2],
+             "count": 3},
+            {"op": "move", "frame_id": "f1", "ann_id": "f1:0", "bbox": [0.3, 0.3, 0.4, 0.4]},
+            {"op": "delete", "frame_id": "f2", "ann_id": "f2:1"},
+            {"op": "review", "frame_id": "f3", "ann_id": "f3:0", "status": "reject", "note": "a rock"},
+            {"op": "review", "frame_id": "f4", "ann_id": "f4:0", "status": "accept"},
+        ],
+        author="alice",
+        message="first pass",
+    )
+    t1 = dt.datetime.now(dt.UTC)
+    assert res.version == v0 + 1 and res.version_before == v0
+    assert (res.frames, res.added, res.updated, res.deleted, res.reviewed) == (5, 1, 2, 1, 2)
+    after = {r["frame_id"]: r for r in _snapshot(ds)[1]}
+    # untouched frame: identical
+    assert after["f5"] == before["f5"]
+    for f in ("f0", "f1", "f2", "f3", "f4"):
+        assert after[f]["revision"] == before[f]["revision"] + 1
+    relabelled = _ann(after["f0"], "f0:0")
+    assert relabelled["label"] == "leopard"
+    assert (relabelled["source_kind"], relabelled["source"], relabelled["confidence"]) == ("human", "alice", None)
+    assert t0 <= relabelled["created_at"] <= t1 and relabelled["revision"] == 1
+    added = _ann(after["f0"], "f0:new")
+    assert (added["label"], added["count"], added["source_kind"], added["source"]) == ("gnu", 3, "human", "alice")
+    assert added["bbox"] == pytest.approx([0.5, 0.5, 0.1, 0.2]) and added["review_status"] == "unreviewed"
+    assert [a["ann_id"] for a in after["f0"]["annotations"]] == ["f0:0", "f0:1", "f0:new"]
+    assert after["f0"]["labels"] == ["gnu", "leopard", "zebra"]
+    moved = _ann(after["f1"], "f1:0")
+    assert moved["bbox"] == pytest.approx([0.3, 0.3, 0.4, 0.4])
+    assert (moved["label"], moved["source"], moved["confidence"]) == ("lion", MODEL, pytest.approx(0.8))
+    assert [a["ann_id"] for a in after["f2"]["annotations"]] == ["f2:0"] and after["f2"]["labels"] == ["lion"]
+    rejected = _ann(after["f3"], "f3:0")
+    assert (rejected["review_status"], rejected["reviewed_by"], rejected["note"]) == ("rejected", "alice", "a rock")
+    assert t0 <= rejected["reviewed_at"] <= t1 and rejected["source"] == MODEL
+    assert after["f3"]["labels"] == ["zebra"]  # a rejected label no longer counts
+    assert _ann(after["f4"], "f4:0")["review_status"] == "accepted"
+    # the past stays readable
+    assert {r["frame_id"]: r for r in ds.at(v0).to_arrow().to_pylist()} == before
+
+
+def test_correct_keeps_model_values_in_history_and_blame_explains(ds):
+    ds.commit([{"op": "review", "frame_id": "f0", "ann_id": "f0:0", "status": "correct", "label": "cheetah",
+                "note": "spots, not a lion"}], author="bob", message="species check")
+    row = ds.get("f0")
+    ann = _ann(row, "f0:0")
+    assert (ann["label"], ann["review_status"], ann["source_kind"], ann["source"]) == (
+        "cheetah", "corrected", "human", "bob")
+    hist = ds.history("f0")
+    assert hist.height == 1
+    ev = hist.row(0, named=True)
+    assert (ev["op"], ev["author"], ev["note"], ev["message"]) == ("review", "bob", "spots, not a lion", "species check")
+    assert (ev["before"]["label"], ev["before"]["source"], ev["before"]["source_kind"]) == ("lion", MODEL, "model")
+    assert ev["before"]["confidence"] == pytest.approx(0.8)
+    assert ev["after"]["label"] == "cheetah" and ev["after"]["confidence"] is None
+    blame = {r["ann_id"]: r for r in ds.blame("f0").iter_rows(named=True)}
+    assert (blame["f0:0"]["label"], blame["f0:0"]["set_by"], blame["f0:0"]["why"]) == ("cheetah", "bob", "species check")
+    assert blame["f0:1"]["set_by"] == "importer" and blame["f0:1"]["commit_id"] is None
+
+
+def test_several_changes_to_one_annotation_apply_in_order(ds):
+    ds.commit(
+        [
+            {"op": "add", "frame_id": "f1", "ann_id": "f1:x", "label": "gnu"},
+            {"op": "relabel", "frame_id": "f1", "ann_id": "f1:x", "label": "buffalo"},
+            {"op": "review", "frame_id": "f1", "ann_id": "f1:x", "status": "accept"},
+            {"op": "relabel", "frame_id": "f1", "ann_id": "f1:0", "label": "hyena"},
+            {"op": "delete", "frame_id": "f1", "ann_id": "f1:0"},
+        ],
+        author="carol",
+    )
+    row = ds.get("f1")
+    assert [a["ann_id"] for a in row["annotations"]] == ["f1:1", "f1:x"]
+    x = _ann(row, "f1:x")
+    assert (x["label"], x["review_status"], x["revision"]) == ("buffalo", "accepted", 2)
+    assert row["revision"] == 1  # one commit, one frame revision
+    ops = dict(ds.history("f1").select("ann_id", "op").iter_rows())
+    assert ops == {"f1:x": "add", "f1:0": "delete"}
+
+
+def test_commits_log_and_revision_sequence(ds):
+    r1 = ds.commit([{"op": "relabel", "frame_id": "f0", "ann_id": "f0:0", "label": "a", "revision": 0}],
+                   author="u1", message="m1")
+    r2 = ds.commit([{"op": "relabel", "frame_id": "f0", "ann_id": "f0:0", "label": "b", "revision": 1}],
+                   author="u2", message="m2")
+    log = ds.commits()
+    assert log["commit_id"].to_list() == [r1.commit_id, r2.commit_id]
+    assert log["version_after"].to_list() == [r1.version, r2.version]
+    assert log["author"].to_list() == ["u1", "u2"] and log["message"].to_list() == ["m1", "m2"]
+    assert ds.at(r1.version).get("f0")["labels"] == ["a", "zebra"]
+    assert ds.get("f0")["revision"] == 2
+
+
+def test_stale_revision_conflicts_and_writes_nothing(ds):
+    ds.commit([{"op": "relabel", "frame_id": "f2", "ann_id": "f2:0", "label": "x"}], author="a")
+    snap = _snapshot(ds)
+    with pytest.raises(ConflictError) as err:
+        ds.commit(
+            [
+                {"op": "relabel", "frame_id": "f2", "ann_id": "f2:0", "label": "y", "revision": 0},
+                {"op": "relabel", "frame_id": "f3", "ann_id": "f3:0", "label": "y", "revision": 0},
+            ],
+            author="b",
+        )
+    assert err.value.frame_ids == ["f2"] and "f2" in str(err.value)
+    assert _snapshot(ds) == snap and ds.commits().height == 1
+
+
+def test_based_on_version_conflicts_only_for_changed_frames(ds):
+    base = ds.version
+    ds.commit([{"op": "relabel", "frame_id": "f2", "ann_id": "f2:0", "label": "x"}], author="a")
+    snap = _snapshot(ds)
+    with pytest.raises(ConflictError) as err:
+        ds.commit([{"op": "delete", "frame_id": "f2", "ann_id": "f2:1"},
+                   {"op": "delete", "frame_id": "f4", "ann_id": "f4:1"}], author="b", based_on=base)
+    assert err.value.frame_ids == ["f2"]
+    assert _snapshot(ds) == snap
+    res = ds.commit([{"op": "delete", "frame_id": "f4", "ann_id": "f4:1"}], author="b", based_on=base)
+    assert res.version > snap[0] and ds.get("f4")["revision"] == 1
+    assert ds.commits()["based_on"].to_list() == [None, base]
+
+
+BAD = [
+    ([{"op": "relabel", "frame_id": "nope", "ann_id": "nope:0", "label": "x"}], CorrectionError, "nope"),
+    ([{"op": "relabel", "frame_id": "f1", "ann_id": "f1:9", "label": "x"}], CorrectionError, "f1:9"),
+    ([{"op": "move", "frame_id": "f1", "ann_id": "f1:0", "bbox": [0.5, 0.5, 0.6, 0.1]}], CorrectionError, "bbox"),
+    ([{"op": "move", "frame_id": "f1", "ann_id": "f1:0", "bbox": [0.5, 0.5, 0.1]}], CorrectionError, "bbox"),
+    ([{"op": "add", "frame_id": "f1", "ann_id": "f1:0", "label": "x"}], CorrectionError, "taken"),
+    ([{"op": "paint", "frame_id": "f1"}], CorrectionError, "op must be"),
+    ([{"op": "relabel", "frame_id": "f1", "ann_id": "f1:0"}], CorrectionError, "needs 'label'"),
+    ([{"op": "review", "frame_id": "f1", "ann_id": "f1:0", "status": "maybe"}], CorrectionError, "status"),
+    ([{"op": "add", "frame_id": "f1", "label": "x", "confidence": 1.5}], CorrectionError, "confidence"),
+    ([{"op": "add", "frame_id": "f1", "label": "x", "colour": "red"}], CorrectionError, "colour"),
+    ([], CorrectionError, "no changes"),
+    ([{"op": "relabel", "frame_id": "f1", "ann_id": "f1:0", "label": "x", "revision": 7}], ConflictError, "f1"),
+]
+
+
+@pytest.mark.parametrize(("changes", "error", "named"), BAD)
+def test_bad_input_raises_and_writes_nothing(ds, changes, error, named):
+    # a good change rides along, so a partial write would show
+    good = {"op": "relabel", "frame_id": "f5", "ann_id": "f5:0", "label": "ok"}
+    snap = _snapshot(ds)
+    with pytest.raises(error) as err:
+        ds.commit([good, *changes] if changes else [], author="a", message="bad")
+    assert named in str(err.value)
+    assert _snapshot(ds) == snap
+    assert ds.commits().height == 0
+
+
+def test_error_lists_every_offending_change(ds):
+    changes = [{"op": "relabel", "frame_id": f"missing{i}", "ann_id": "a", "label": "x"} for i in range(3)]
+    with pytest.raises(CorrectionError) as err:
+        ds.commit(changes, author="a")
+    assert sorted(err.value.rows) == sorted(f"change {i} (relabel missing{i}/a): no such frame_id" for i in range(3))
+
+
+@pytest.mark.parametrize("author", ["", "   ", None])
+def test_empty_author_rejected(ds, author):
+    snap = _snapshot(ds)
+    with pytest.raises(CorrectionError, match="author"):
+        ds.commit([{"op": "delete", "frame_id": "f1", "ann_id": "f1:0"}], author=author)
+    assert _snapshot(ds) == snap
+
+
+def test_taxonomy_limits_labels(ds):
+    ds.set_taxonomy(["lion", "zebra", "leopard"])
+    assert ds.taxonomy == ["leopard", "lion", "zebra"]
+    snap = _snapshot(ds)
+    with pytest.raises(CorrectionError) as err:
+        ds.commit(
+            [
+                {"op": "relabel", "frame_id": "f1", "ann_id": "f1:0", "label": "leopard"},
+                {"op": "add", "frame_id": "f2", "label": "unicorn"},
+                {"op": "review", "frame_id": "f3", "ann_id": "f3:0", "status": "correct", "label": "dragon"},
+            ],
+            author="a",
+        )
+    assert [r.split(": ")[0] for r in err.value.rows] == ["change 1 (add f2)", "change 2 (review f3/f3:0)"]
+    assert _snapshot(ds) == snap
+    ds.commit([{"op": "relabel", "frame_id": "f1", "ann_id": "f1:0", "label": "leopard"}], author="a")
+    ds.set_taxonomy(None)
+    assert ds.taxonomy is None
+    ds.commit([{"op": "add", "frame_id": "f2", "label": "unicorn"}], author="a")
+
+
+def test_changes_as_polars_and_arrow(ds):
+    df = pl.DataFrame({"op": ["relabel", "add"], "frame_id": ["f0", "f1"], "ann_id": ["f0:0", None],
+                       "label": ["gnu", "eland"], "bbox": [None, [0.0, 0.0, 1.0, 1.0]]})
+    ds.commit(df, author="a")
+    ds.commit(df.filter(pl.col("op") == "relabel").with_columns(label=pl.lit("topi")).to_arrow(), author="a")
+    assert ds.get("f0")["labels"] == ["topi", "zebra"]
+    assert "eland" in ds.get("f1")["labels"]
+
+
+def test_lost_catalog_write_is_rebuilt_from_transaction_properties(ds):
+    """Simulates a crash after the frames commit and before the history writes."""
+    changes = [{"op": "relabel", "frame_id": "f0", "ann_id": "f0:0", "label": "serval"},
+               {"op": "review", "frame_id": "f1", "ann_id": "f1:0", "status": "reject", "note": "empty"}]
+    ref = ds.commit(changes, author="dana", message="ref")
+    lost = ds.store.open_lance("cams")
+    rows = read_rows(lost, ["f0", "f1"])
+    changes2 = [dict(c, label="caracal") if c["op"] == "relabel" else dict(c, ann_id="f1:1") for c in changes]
+    after = apply_changes(rows, normalize_changes(changes2), "erin", dt.datetime.now(dt.UTC))
+    props = commit_properties("lostcommit", "erin", "crashed", dt.datetime.now(dt.UTC), None)
+    committed = _try_write(lost, after, props)
+    assert committed is not None and committed.version == lost.version + 1
+    log = ds.commits()
+    assert log["commit_id"].to_list() == [ref.commit_id, "lostcommit"]
+    assert log.row(1, named=True)["author"] == "erin" and log.row(1, named=True)["frames"] == 2
+    hist = ds.history("f1").filter(pl.col("commit_id") == "lostcommit")
+    assert hist.select("frame_id", "ann_id", "op", "author", "note").rows() == [("f1", "f1:1", "review", "erin", "empty")]
+    serval = ds.history("f0").filter(pl.col("commit_id") == "lostcommit").row(0, named=True)
+    assert (serval["before"]["label"], serval["after"]["label"]) == ("serval", "caracal")
+    # reading again rebuilds nothing twice
+    assert ds.commits().height == 2 and ds.history("f0").height == 2
+
+
+def test_index_stays_fresh_after_commit(ds):
+    ds.commit([{"op": "add", "frame_id": "f3", "label": "aardvark"}], author="a")
+    lds = lance.dataset(ds.uri)
+    unindexed = {i.name: lds.stats.index_stats(i.name)["num_unindexed_rows"] for i in lds.describe_indices()}
+    assert unindexed and all(v == 0 for v in unindexed.values()), unindexed
+    assert ds.count("array_has_any(labels, ['aardvark'])") == 1
+
+
+def test_commit_on_s3(s3_bucket, s3_storage_options):
+    bucket, _ = s3_bucket
+    st = hyperds.connect(f"s3://{bucket}/store", storage_options=s3_storage_options)
+    d = st.create_dataset("cams")
+    d.add_frames(_frames(3))
+    res = d.commit([{"op": "relabel", "frame_id": "f1", "ann_id": "f1:0", "label": "caracal", "revision": 0}],
+                   author="sam", message="s3")
+    assert d.get("f1")["labels"] == ["caracal", "zebra"]
+    assert d.commits()["version_after"].to_list() == [res.version]
+    assert d.history("f1")["after"].struct.field("label").to_list() == ["caracal"]
+    with pytest.raises(ConflictError):
+        d.commit([{"op": "delete", "frame_id": "f1", "ann_id": "f1:0", "revision": 0}], author="sam")
