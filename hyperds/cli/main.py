@@ -13,7 +13,7 @@ import sys
 
 from ..errors import HyperdsError
 
-COMMAND_MODULES = ("datasets", "imports", "query", "ingest", "review")
+COMMAND_MODULES = ("datasets", "imports", "query", "ingest", "review", "commit")
 
 
 def build_parser() -> argparse.ArgumentParser:

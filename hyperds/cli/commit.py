@@ -1,0 +1,98 @@
+"""`hyperds commit`, `hyperds history`, `hyperds blame`, `hyperds log`: corrections and their audit trail."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import polars as pl
+
+from ..errors import CorrectionError
+from ..versioning.changes import CHANGE_SCHEMA, ChangeInput
+from ._common import FORMATS, open_store, write_table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "commit",
+        help="apply annotation corrections from a CSV or JSON file as one version",
+        description="Apply the changes in FILE (CSV, JSON array or JSON lines; columns op, frame_id, ann_id, label, "
+        "bbox as '[x, y, w, h]', confidence, count, status, note, revision) to DATASET as one new version. "
+        "Nothing is written if any change is invalid or any frame changed since its `revision`.",
+    )
+    p.add_argument("dataset")
+    p.add_argument("file", help="corrections: .csv, .json (array of objects) or .jsonl")
+    p.add_argument("--author", required=True, help="who makes the changes (recorded as provenance)")
+    p.add_argument("--message", "-m", default="", help="why (shown by `hyperds log` and `hyperds blame`)")
+    p.add_argument("--based-on", type=int, help="dataset version the changes were made against")
+    p.set_defaults(func=_commit)
+    for name, text in (("history", "every annotation event of one frame"), ("blame", "who set each current label")):
+        p = sub.add_parser(name, help=text, description=f"Print {text}, oldest first.")
+        p.add_argument("dataset")
+        p.add_argument("frame_id")
+        p.add_argument("--format", choices=FORMATS, default="table")
+        p.add_argument("--output", help="file for --format parquet")
+        p.set_defaults(func=_history if name == "history" else _blame)
+    p = sub.add_parser("log", help="list the commits of a dataset", description="List commits of DATASET, oldest first.")
+    p.add_argument("dataset")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--output", help="file for --format parquet")
+    p.set_defaults(func=_log)
+
+
+def read_changes(path: Path) -> ChangeInput:
+    """Corrections from a CSV, JSON array or JSON-lines file; a CSV bbox is a JSON list '[x, y, w, h]'."""
+    if not path.is_file():
+        raise CorrectionError(f"corrections file {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            text = {name: pl.String for name in CHANGE_SCHEMA.names}
+            df = pl.read_csv(path, schema_overrides=text, infer_schema=False)
+            if "bbox" in df.columns:
+                df = df.with_columns(pl.col("bbox").str.json_decode(pl.List(pl.Float64)))
+            return df
+        if suffix == ".json":
+            rows = json.loads(path.read_text())
+            if not isinstance(rows, list):
+                raise CorrectionError(f"{path}: expected a JSON array of change objects")
+            return rows
+        if suffix in (".jsonl", ".ndjson"):
+            return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (pl.exceptions.PolarsError, json.JSONDecodeError) as exc:
+        raise CorrectionError(f"cannot read corrections from {path}: {exc}") from exc
+    raise CorrectionError(f"{path}: corrections must be .csv, .json or .jsonl, not {suffix or 'no extension'}")
+
+
+def _commit(args: argparse.Namespace) -> int:
+    ds = open_store(args).dataset(args.dataset)
+    changes = read_changes(Path(args.file))
+    res = ds.commit(changes, author=args.author, message=args.message, based_on=args.based_on)
+    print(
+        f"commit {res.commit_id}: {args.dataset} version {res.version_before} -> {res.version}, {res.frames} frame(s): "
+        f"{res.added} added, {res.updated} updated, {res.deleted} deleted, {res.reviewed} reviewed"
+    )
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    events = open_store(args).dataset(args.dataset).history(args.frame_id)
+    b, a = pl.col("before").struct, pl.col("after").struct
+    shown = events.select(
+        "version", "created_at", "author", "op", "ann_id",
+        b.field("label").alias("label_before"), a.field("label").alias("label_after"),
+        a.field("review_status").alias("status"), "note", "message", pl.col("commit_id").str.slice(0, 12),
+    )
+    write_table(shown, args.format, args.output)
+    return 0
+
+
+def _blame(args: argparse.Namespace) -> int:
+    write_table(open_store(args).dataset(args.dataset).blame(args.frame_id), args.format, args.output)
+    return 0
+
+
+def _log(args: argparse.Namespace) -> int:
+    write_table(open_store(args).dataset(args.dataset).commits().drop("dataset"), args.format, args.output)
+    return 0
