@@ -1,0 +1,147 @@
+"""Catalog tables of views: `_views` (one row per view version or draft) and `_runs` (who used which).
+
+Published `_views` rows are only ever appended, never updated; the single draft row of a view is
+replaced in place (one merge_insert commit on (name, version)).
+"""
+
+from __future__ import annotations
+
+import getpass
+import re
+import socket
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from ..errors import ViewError
+from ..frames.schema import UTC_US
+from ..frames.table import sql_literal
+
+if TYPE_CHECKING:
+    import lance
+
+    from ..store import Store
+
+VIEWS = "_views"
+RUNS = "_runs"
+DRAFT = "draft"
+PUBLISHED = "published"
+
+# View names become part of Lance tag names (`view.<name>.<version>`): ASCII letters, digits, '.', '-',
+# '_' only, no '..', not ending in '.' or '.lock' (Lance's rules for refs).
+_VIEW_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]|\.(?!\.)){0,126}[A-Za-z0-9_-]$|^[A-Za-z0-9]$")
+_VERSION = re.compile(r"^(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})$")
+
+VIEWS_SCHEMA = pa.schema(
+    [
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("version", pa.string(), nullable=False),  # "1.2", or "draft"
+        pa.field("status", pa.string(), nullable=False),  # draft | published
+        pa.field(
+            "queries",
+            pa.list_(pa.struct([("name", pa.string()), ("sql", pa.string()), ("weight", pa.float64())])),
+        ),
+        pa.field("datasets", pa.list_(pa.struct([("dataset", pa.string()), ("version", pa.int64())]))),
+        pa.field("label_map", pa.list_(pa.struct([("source", pa.string()), ("target", pa.string())]))),
+        pa.field("unknown_labels", pa.string()),
+        pa.field("split_by", pa.string()),
+        pa.field("split_fractions", pa.list_(pa.struct([("name", pa.string()), ("fraction", pa.float64())]))),
+        pa.field("split_seed", pa.int64()),
+        pa.field("frame_count", pa.int64()),
+        pa.field("digest", pa.string()),
+        # per (dataset, sub-query) frame counts and digests, so verify() can say which part differs
+        pa.field(
+            "parts",
+            pa.list_(
+                pa.struct(
+                    [("dataset", pa.string()), ("subquery", pa.string()), ("frame_count", pa.int64()),
+                     ("digest", pa.string())]
+                )
+            ),
+        ),
+        pa.field("parent", pa.string()),
+        pa.field("created_by", pa.string()),
+        pa.field("created_at", UTC_US),
+        pa.field("message", pa.string()),
+    ]
+)
+
+RUNS_SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("view", pa.string(), nullable=False),
+        pa.field("version", pa.string(), nullable=False),
+        pa.field("digest", pa.string()),
+        pa.field("frame_count", pa.int64()),
+        pa.field("recorded_at", UTC_US),
+        pa.field("user", pa.string()),
+        pa.field("host", pa.string()),
+        pa.field("info", pa.string()),  # JSON object
+    ]
+)
+
+
+def check_view_name(name: str) -> None:
+    if not isinstance(name, str) or not _VIEW_NAME.match(name) or name.endswith(".lock"):
+        raise ViewError(
+            f"invalid view name {name!r}: use ASCII letters, digits, '_', '-' and single '.', starting with a "
+            "letter or digit and not ending in '.' (view names become Lance tag names)"
+        )
+
+
+def check_version(version: str) -> None:
+    if not isinstance(version, str) or not _VERSION.match(version):
+        raise ViewError(f"invalid view version {version!r}: use MAJOR.MINOR, e.g. '1.2'")
+
+
+def version_key(version: str) -> tuple[int, int]:
+    major, minor = version.split(".")
+    return int(major), int(minor)
+
+
+def tag_name(name: str, version: str) -> str:
+    """The Lance tag that pins a published view version's tables (and locks its publish)."""
+    return f"view.{name}.{version}"
+
+
+def current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def current_host() -> str:
+    return socket.gethostname()
+
+
+def views_table(store: Store) -> lance.LanceDataset:
+    return store.catalog(VIEWS, VIEWS_SCHEMA)
+
+
+def runs_table(store: Store) -> lance.LanceDataset:
+    return store.catalog(RUNS, RUNS_SCHEMA)
+
+
+def read_rows(store: Store, name: str | None = None, version: str | None = None,
+              columns: list[str] | None = None) -> list[dict[str, Any]]:
+    """`_views` rows, optionally of one view and one version (a single indexed-free scan of a small table)."""
+    clauses = []
+    if name is not None:
+        clauses.append(f"name = {sql_literal(name)}")
+    if version is not None:
+        clauses.append(f"version = {sql_literal(version)}")
+    flt = " AND ".join(clauses) or None
+    return views_table(store).to_table(columns=columns, filter=flt).to_pylist()
+
+
+def append_row(store: Store, row: dict[str, Any]) -> None:
+    views_table(store).insert(pa.Table.from_pylist([row], schema=VIEWS_SCHEMA))
+
+
+def upsert_draft(store: Store, row: dict[str, Any]) -> None:
+    """Create or replace the draft row of `row['name']` in one commit."""
+    data = pa.Table.from_pylist([row], schema=VIEWS_SCHEMA)
+    views_table(store).merge_insert(["name", "version"]).when_matched_update_all().when_not_matched_insert_all().execute(
+        data
+    )

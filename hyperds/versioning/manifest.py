@@ -1,0 +1,207 @@
+"""Resolve a view definition to its manifest (one Arrow row per frame) at pinned Lance versions, and digest it.
+
+Manifest order is (dataset, frame_id). Derived columns: `dataset`, `subquery` (the first sub-query, in
+definition order, that selects the frame), `classes` (labels after the label map), `split`, `weight`.
+
+Digest (SHA-256, hex) of a manifest: the bytes of "hyperds-manifest/1\\n", then one record per row in
+manifest order. A record is its fields joined by U+001F and ended by U+001E, the fields being: dataset,
+frame_id, uri, revision (decimal), labels, classes, annotations, split, subquery. Lists are joined by
+U+001D: labels and classes as stored (distinct, sorted), annotations in stored order, each written as
+"ann_id:revision:label:review_status". A null is written as the empty string. Text is UTF-8.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import IntegrityError, StoreError
+from .labelmap import LabelMap
+from .splits import SplitSpec
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+DIGEST_HEADER = b"hyperds-manifest/1\n"
+DERIVED = ("dataset", "subquery", "classes", "split", "weight")
+DIGEST_COLUMNS = ("dataset", "frame_id", "uri", "revision", "labels", "classes", "annotations", "split", "subquery")
+_US, _RS, _GS = "\x1f", "\x1e", "\x1d"
+_DIGEST_BATCH = 500_000
+
+
+@dataclass(frozen=True)
+class SubQuery:
+    """One sub-query of a view: its name, normalised SQL, and sampling weight."""
+
+    name: str
+    sql: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """What a view selects: sub-queries over datasets, a label map and a split."""
+
+    queries: tuple[SubQuery, ...]
+    datasets: tuple[str, ...]
+    label_map: LabelMap | None = None
+    split: SplitSpec | None = None
+
+
+def resolve(store: Store, spec: ViewSpec, pins: dict[str, int], columns: Sequence[str] | None = None) -> pa.Table:
+    """The manifest of `spec` with each dataset read at its pinned Lance version; `columns` projects it."""
+    frame_cols = None if columns is None else [c for c in columns if c not in DERIVED]
+    if frame_cols is not None:
+        frame_cols = list(dict.fromkeys(["frame_id", *frame_cols]))
+        if spec.label_map is not None or "classes" in columns:
+            frame_cols.append("labels")
+        if spec.split is not None:
+            frame_cols.append(spec.split.by)
+        frame_cols = list(dict.fromkeys(frame_cols))
+    parts = [_resolve_dataset(store, spec, name, pins[name], frame_cols) for name in sorted(spec.datasets)]
+    table = parts[0] if len(parts) == 1 else pa.concat_tables(parts, promote_options="permissive")
+    table = _derive(table, spec)
+    if columns is None:
+        front = ["dataset", "frame_id"]
+        rest = [c for c in table.column_names if c not in front and c not in DERIVED]
+        return table.select(front + rest + ["classes", "split", "subquery", "weight"])
+    return table.select(list(columns))
+
+
+def _resolve_dataset(store: Store, spec: ViewSpec, name: str, version: int, columns: list[str] | None) -> pa.Table:
+    from ..dataset import Dataset
+
+    if name not in store.datasets():
+        raise IntegrityError(f"dataset {name!r} pinned at version {version} no longer exists in {store.uri}")
+    try:
+        store.open_lance(name, version=version)
+    except (StoreError, ValueError, OSError) as exc:
+        raise IntegrityError(
+            f"dataset {name!r}: pinned Lance version {version} no longer exists (removed outside hyperds, "
+            f"e.g. by a Lance cleanup that ignored the view's tag): {exc}"
+        ) from exc
+    pinned = Dataset(store, name, version=version)
+    tables = []
+    for sub in spec.queries:
+        query = pinned.query(sub.sql)
+        cols = list(query.table.schema.names) if columns is None else columns
+        t = query.to_arrow(cols)
+        tables.append(t.append_column("subquery", _constant(sub.name, t.num_rows)))
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+    ids = pl.Series(table.column("frame_id").combine_chunks())
+    if len(tables) > 1:
+        first = ids.is_first_distinct()
+        if not first.all():
+            table = table.filter(first.to_arrow())
+            ids = ids.filter(first)
+    if not ids.is_sorted():
+        table = table.take(pc.sort_indices(table.column("frame_id")))
+    return table.add_column(0, "dataset", _constant(name, table.num_rows))
+
+
+def _constant(value: str, n: int) -> pa.Array:
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([value])).cast(pa.string())
+
+
+def _derive(table: pa.Table, spec: ViewSpec) -> pa.Table:
+    if spec.label_map is not None:
+        classes = spec.label_map.apply(table.column("labels"))
+        keep = pc.greater(pc.list_value_length(classes), 0)
+        table = table.append_column("classes", classes).filter(keep)
+    elif "labels" in table.column_names:
+        table = table.append_column("classes", table.column("labels").cast(pa.list_(pa.string())))
+    else:
+        table = table.append_column("classes", pa.nulls(table.num_rows, pa.list_(pa.string())))
+    if spec.split is not None:
+        fallback = pc.binary_join_element_wise(table.column("dataset"), table.column("frame_id"), "/")
+        table = table.append_column("split", spec.split.assign(table.column(spec.split.by), fallback))
+    else:
+        table = table.append_column("split", pa.nulls(table.num_rows, pa.string()))
+    return table.append_column("weight", _weights(table.column("subquery"), spec.queries))
+
+
+def _weights(subquery: pa.ChunkedArray, queries: Sequence[SubQuery]) -> pa.Array:
+    """Per-frame sampling weight: sub-query q gets share w_q / sum(w) of draws, spread evenly over its frames.
+
+    Scaled so the mean weight is 1 (all weights are 1 for a single sub-query).
+    """
+    s = pl.Series("q", subquery)
+    n = len(s)
+    if n == 0:
+        return pa.array([], pa.float64())
+    counts = dict(s.value_counts().iter_rows())
+    w = {q.name: q.weight for q in queries if counts.get(q.name)}
+    total = sum(w.values())
+    per_frame = {name: (w[name] / total) * n / counts[name] for name in w}
+    return s.replace_strict(per_frame, return_dtype=pl.Float64).to_arrow()
+
+
+# -- digest ------------------------------------------------------------------------------------
+def _list_text(values: pa.Array) -> pa.Array:
+    return pc.fill_null(pc.binary_join(values.cast(pa.list_(pa.string())), _GS), "")
+
+
+def _annotation_text(annotations: pa.Array) -> pa.Array:
+    lengths = pc.fill_null(pc.list_value_length(annotations), 0).to_numpy(zero_copy_only=False)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    flat = pc.list_flatten(annotations)
+    fields = [pc.struct_field(flat, f).cast(pa.string()) for f in ("ann_id", "revision", "label", "review_status")]
+    text = pc.binary_join_element_wise(*fields, ":", null_handling="replace", null_replacement="")
+    return _list_text(pa.ListArray.from_arrays(pa.array(offsets), text))
+
+
+def row_records(table: pa.Table) -> pa.Array:
+    """One digest record per manifest row (see the module docstring)."""
+    fields = []
+    for name in DIGEST_COLUMNS:
+        col = table.column(name).combine_chunks()
+        if name == "annotations":
+            fields.append(_annotation_text(col))
+        elif name in ("labels", "classes"):
+            fields.append(_list_text(col))
+        else:
+            fields.append(pc.fill_null(col.cast(pa.string()), ""))
+    joined = pc.binary_join_element_wise(*fields, _US, null_handling="replace", null_replacement="")
+    return pc.binary_join_element_wise(joined, pa.scalar(_RS), "")
+
+
+def _update(h: hashlib._Hash, records: pa.Array) -> None:
+    records = records.combine_chunks() if isinstance(records, pa.ChunkedArray) else records
+    if len(records) == 0:
+        return
+    offsets = np.frombuffer(records.buffers()[1], dtype=np.int32)[records.offset : records.offset + len(records) + 1]
+    h.update(memoryview(records.buffers()[2])[int(offsets[0]) : int(offsets[-1])])
+
+
+def digest(table: pa.Table) -> tuple[str, list[dict[str, object]]]:
+    """SHA-256 of the manifest, and (dataset, subquery, frame_count, digest) of each part of it."""
+    whole = hashlib.sha256(DIGEST_HEADER)
+    keys = pl.DataFrame({"dataset": table.column("dataset"), "subquery": table.column("subquery")})
+    part_keys = keys.unique(maintain_order=True).sort(["dataset", "subquery"]).rows()
+    hashes = {k: hashlib.sha256(DIGEST_HEADER) for k in part_keys}
+    counts = dict.fromkeys(part_keys, 0)
+    for start in range(0, max(table.num_rows, 1), _DIGEST_BATCH):
+        chunk = table.slice(start, _DIGEST_BATCH)
+        if chunk.num_rows == 0:
+            break
+        records = row_records(chunk)
+        _update(whole, records)
+        chunk_keys = keys.slice(start, chunk.num_rows)
+        for key in part_keys:
+            mask = ((chunk_keys["dataset"] == key[0]) & (chunk_keys["subquery"] == key[1])).to_arrow()
+            picked = records.filter(mask)
+            counts[key] += len(picked)
+            _update(hashes[key], picked)
+    parts = [
+        {"dataset": k[0], "subquery": k[1], "frame_count": counts[k], "digest": hashes[k].hexdigest()}
+        for k in part_keys
+    ]
+    return whole.hexdigest(), parts

@@ -1,0 +1,514 @@
+"""Views: named, versioned stored queries. A draft is editable; a published version is pinned and immutable.
+
+Publishing takes a Lance tag `view.<name>.<version>` on the `_views` table as the lock (tag creation is
+atomic, so of two processes publishing the same version exactly one wins), tags every pinned dataset
+version with the same name (cleanup keeps tagged versions), then appends the catalog row (the commit point).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import DatasetNotFoundError, IntegrityError, ViewError, ViewExistsError, ViewImmutableError, ViewNotFoundError
+from . import catalog as cat
+from .diff import DIFF_COLUMNS, ViewDiff, diff_manifests
+from .labelmap import LabelMap
+from .manifest import DIGEST_COLUMNS, SubQuery, ViewSpec, digest, resolve
+from .splits import SplitSpec
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SUBQUERY = "default"
+
+
+# -- creating and opening ----------------------------------------------------------------------
+def create_view(
+    store: Store,
+    name: str,
+    query: str | Mapping[str, str],
+    datasets: Sequence[str],
+    label_map: Mapping[str, str] | None = None,
+    weights: Mapping[str, float] | None = None,
+    split: SplitSpec | Mapping[str, Any] | None = None,
+    message: str = "",
+    unknown_labels: str = "drop",
+) -> View:
+    """Create, or redefine, the draft of view `name`; every sub-query is validated against every dataset."""
+    cat.check_view_name(name)
+    spec = _spec(store, query, datasets, label_map, unknown_labels, weights, split)
+    existing = _published_versions(cat.read_rows(store, name=name, columns=["version", "status"]))
+    row = _row(name, cat.DRAFT, cat.DRAFT, spec, {}, existing[-1] if existing else None, message)
+    cat.upsert_draft(store, row)
+    log.info("draft view %s saved (%d sub-queries over %s)", name, len(spec.queries), ", ".join(spec.datasets))
+    return View(store, row)
+
+
+def open_view(store: Store, name: str, version: str | None = None) -> View:
+    """A view version (None: the latest published; "draft": the draft) from one catalog read."""
+    rows = cat.read_rows(store, name=name)
+    if not rows:
+        names = sorted({r["name"] for r in cat.read_rows(store, columns=["name"])})
+        raise ViewNotFoundError(
+            f"view {name!r} does not exist; existing views: {', '.join(names) or 'none yet'}. "
+            "Create one with store.create_view(...) or `hyperds view create`."
+        )
+    published = _published_versions(rows)
+    if version is None:
+        if not published:
+            raise ViewNotFoundError(
+                f"view {name!r} has no published version yet (only a draft); open it with version='draft' "
+                "or publish it with view.publish()"
+            )
+        version = published[-1]
+    for row in rows:
+        if row["version"] == version:
+            return View(store, row)
+    have = published + ([cat.DRAFT] if any(r["status"] == cat.DRAFT for r in rows) else [])
+    raise ViewNotFoundError(f"view {name!r} has no version {version!r}; existing versions: {', '.join(have)}")
+
+
+def list_views(store: Store) -> pa.Table:
+    """One row per view version and draft: name, version, status, frame_count, digest, parent, who, when, message."""
+    cols = ["name", "version", "status", "frame_count", "digest", "parent", "created_by", "created_at", "message"]
+    rows = cat.read_rows(store, columns=cols)
+    rows.sort(key=lambda r: (r["name"], r["status"] == cat.DRAFT, _sort_key(r["version"])))
+    return pa.Table.from_pylist(rows, schema=pa.schema([cat.VIEWS_SCHEMA.field(c) for c in cols]))
+
+
+def runs(store: Store, view: str | None = None, version: str | None = None) -> pa.Table:
+    """Recorded runs, oldest first, optionally of one view (and version)."""
+    from ..frames.table import sql_literal
+
+    clauses = [f"{col} = {sql_literal(val)}" for col, val in (("view", view), ("version", version)) if val is not None]
+    table = cat.runs_table(store).to_table(filter=" AND ".join(clauses) or None)
+    return table.sort_by([("recorded_at", "ascending"), ("run_id", "ascending")])
+
+
+# -- the view handle ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VerifyReport:
+    """What verify() found: ok, the problems (each a sentence), and the recorded vs re-resolved values."""
+
+    view: str
+    version: str
+    recorded_digest: str
+    actual_digest: str | None
+    recorded_count: int
+    actual_count: int | None
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def __str__(self) -> str:
+        head = f"view {self.view} {self.version}: " + ("OK" if self.ok else "FAILED")
+        head += f" ({self.recorded_count} frames, digest {self.recorded_digest[:16]}…)"
+        return "\n".join([head, *(f"  problem: {p}" for p in self.problems), *(f"  warning: {w}" for w in self.warnings)])
+
+    def raise_for_problems(self) -> None:
+        if self.problems:
+            raise IntegrityError(str(self))
+
+
+class View:
+    """One version (or the draft) of a named view; frames are resolved on first use."""
+
+    def __init__(self, store: Store, row: dict[str, Any]):
+        self.store = store
+        self._row = row
+        self.name: str = row["name"]
+        self.version: str = row["version"]
+        self.status: str = row["status"]
+        self.spec = _spec_from_row(row)
+        self.pins: dict[str, int] = {d["dataset"]: d["version"] for d in row["datasets"] if d["version"] is not None}
+        self.frame_count: int | None = row["frame_count"]
+        self.created_by: str | None = row["created_by"]
+        self.created_at: dt.datetime | None = row["created_at"]
+        self.message: str | None = row["message"]
+        self._parent: str | None = row["parent"]
+        self._manifest: pa.Table | None = None
+
+    def __repr__(self) -> str:
+        extra = f", {self.frame_count} frames" if self.published else ""
+        return f"View({self.name!r}, {self.version!r}, {self.status}{extra})"
+
+    @property
+    def published(self) -> bool:
+        return self.status == cat.PUBLISHED
+
+    @property
+    def datasets(self) -> list[str]:
+        return list(self.spec.datasets)
+
+    @property
+    def queries(self) -> dict[str, str]:
+        """Sub-query name -> normalised SQL."""
+        return {q.name: q.sql for q in self.spec.queries}
+
+    @property
+    def query(self) -> str:
+        """The SQL of the only sub-query (ViewError when there are several: see `queries`)."""
+        if len(self.spec.queries) != 1:
+            raise ViewError(f"view {self.name!r} has {len(self.spec.queries)} sub-queries; use view.queries")
+        return self.spec.queries[0].sql
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return {q.name: q.weight for q in self.spec.queries}
+
+    @property
+    def split_spec(self) -> SplitSpec | None:
+        return self.spec.split
+
+    @property
+    def unknown_labels(self) -> str | None:
+        return self.spec.label_map.unknown if self.spec.label_map else None
+
+    @property
+    def label_map(self) -> dict[str, str] | None:
+        """Source label -> class. With unknown_labels='keep', unmapped labels of the view map to themselves."""
+        lm = self.spec.label_map
+        if lm is None:
+            return None
+        mapping = lm.as_dict()
+        if lm.unknown == "keep":
+            seen = pc.list_flatten(self.to_arrow(["labels"]).column("labels")).unique().to_pylist()
+            mapping.update({s: s for s in seen if s is not None and s not in mapping})
+        return mapping
+
+    @property
+    def classes(self) -> list[str]:
+        """Sorted class names: the label map's targets (stable across versions), else the labels seen."""
+        lm = self.spec.label_map
+        if lm is not None and lm.unknown != "keep":
+            return sorted({t for _, t in lm.mapping})
+        flat = pc.list_flatten(self.to_arrow(["classes"]).column("classes"))
+        return sorted(v for v in flat.unique().to_pylist() if v is not None)
+
+    # -- resolution ------------------------------------------------------------------------
+    def _pins_now(self) -> dict[str, int]:
+        return self.pins if self.published else _current_versions(self.store, self.spec.datasets)
+
+    def to_arrow(self, columns: Sequence[str] | None = None, split: str | None = None) -> pa.Table:
+        """The manifest (one row per frame, ordered by dataset, frame_id), optionally projected / one split."""
+        cols = None if columns is None else list(dict.fromkeys(columns))
+        if split is not None:
+            self._check_split(split)
+            want = cols
+            cols = None if cols is None else list(dict.fromkeys([*cols, "split"]))
+        if self._manifest is not None:
+            table = self._manifest if cols is None else self._manifest.select(cols)
+        else:
+            table = resolve(self.store, self.spec, self._pins_now(), cols)
+            if cols is None and self.published:
+                self._manifest = table
+        if split is not None:
+            table = table.filter(pc.equal(table.column("split"), split))
+            table = table if want is None else table.select(want)
+        return table
+
+    def to_polars(self, columns: Sequence[str] | None = None, split: str | None = None) -> pl.DataFrame:
+        return pl.from_arrow(self.to_arrow(columns, split))
+
+    def frame_ids(self, split: str | None = None) -> pa.Array:
+        return self.to_arrow(["frame_id"], split).column("frame_id").combine_chunks()
+
+    def __len__(self) -> int:
+        if self.published and self.frame_count is not None:
+            return self.frame_count
+        return self.to_arrow(["frame_id"]).num_rows
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the resolved manifest (see versioning.manifest); recorded at publish, computed for a draft."""
+        if self.published:
+            return self._row["digest"]
+        return digest(self.to_arrow(DIGEST_COLUMNS))[0]
+
+    def _check_split(self, split: str) -> None:
+        if self.spec.split is None:
+            raise ViewError(f"view {self.name!r} {self.version} has no split; create it with split={{'by': ...}}")
+        names = [n for n, _ in self.spec.split.fractions]
+        if split not in names:
+            raise ViewError(f"view {self.name!r} has no split {split!r}; its splits: {', '.join(names)}")
+
+    # -- versions --------------------------------------------------------------------------
+    def versions(self) -> list[str]:
+        """Published versions of this view, oldest first."""
+        return _published_versions(cat.read_rows(self.store, name=self.name, columns=["version", "status"]))
+
+    @property
+    def parent(self) -> View | None:
+        """The version this one followed (the latest published when it was published or drafted)."""
+        return open_view(self.store, self.name, self._parent) if self._parent else None
+
+    def diff(self, other: str | View) -> ViewDiff:
+        """What changed from `other` (a version of this view, or any view) to this one."""
+        old = other if isinstance(other, View) else open_view(self.store, self.name, other)
+        return diff_manifests(
+            old.to_arrow(DIFF_COLUMNS), self.to_arrow(DIFF_COLUMNS), f"{old.name} {old.version}", f"{self.name} {self.version}"
+        )
+
+    # -- editing and publishing --------------------------------------------------------------
+    def _require_draft(self, action: str) -> None:
+        if self.published:
+            raise ViewImmutableError(
+                f"view {self.name!r} version {self.version} is published and cannot be {action}; edit the draft "
+                f"(store.view({self.name!r}, 'draft') or store.create_view({self.name!r}, ...)) and publish a new version"
+            )
+
+    def update(
+        self,
+        query: str | Mapping[str, str] | None = None,
+        datasets: Sequence[str] | None = None,
+        label_map: Mapping[str, str] | None = None,
+        weights: Mapping[str, float] | None = None,
+        split: SplitSpec | Mapping[str, Any] | None = None,
+        message: str | None = None,
+        unknown_labels: str | None = None,
+    ) -> View:
+        """Change the draft (only the given fields); returns the saved draft."""
+        self._require_draft("edited")
+        lm = self.spec.label_map
+        return create_view(
+            self.store,
+            self.name,
+            query if query is not None else self.queries,
+            datasets if datasets is not None else self.datasets,
+            label_map=label_map if label_map is not None else (lm.as_dict() if lm else None),
+            weights=weights if weights is not None else self.weights,
+            split=split if split is not None else self.spec.split,
+            message=message if message is not None else (self.message or ""),
+            unknown_labels=unknown_labels or (lm.unknown if lm else "drop"),
+        )
+
+    def publish(self, version: str | None = None, message: str | None = None, author: str | None = None) -> View:
+        """Pin every dataset at its current version, digest the manifest and store it as `version` for good.
+
+        `version` defaults to the next minor after the latest published ("1.0" for the first).
+        """
+        self._require_draft("published again")
+        store, name = self.store, self.name
+        spec = open_view(store, name, cat.DRAFT).spec  # the draft as stored now
+        existing = _published_versions(cat.read_rows(store, name=name, columns=["version", "status"]))
+        if version is None:
+            major, minor = cat.version_key(existing[-1]) if existing else (1, -1)
+            version = f"{major}.{minor + 1}"
+        cat.check_version(version)
+        if version in existing:
+            raise ViewExistsError(
+                f"view {name!r} version {version} is already published; existing versions: {', '.join(existing)}. "
+                "Publish under a new version (omit version for the next minor)"
+            )
+        tag = cat.tag_name(name, version)
+        views = cat.views_table(store)
+        try:
+            views.tags.create(tag, views.version)
+        except ValueError as exc:
+            if "exist" not in str(exc).lower():
+                raise
+            raise ViewExistsError(
+                f"view {name!r} version {version} was just published, or is being published, by another process "
+                "(an interrupted publish frees the version after store.cleanup() once 15 minutes have passed)"
+            ) from exc
+        tagged: list[str] = []
+        try:
+            pins = _current_versions(store, spec.datasets)
+            for ds_name, pin in pins.items():
+                _tag(store.open_lance(ds_name), tag, pin)
+                tagged.append(ds_name)
+            manifest = resolve(store, spec, pins, DIGEST_COLUMNS)
+            whole, parts = digest(manifest)
+            row = _row(name, version, cat.PUBLISHED, spec, pins, existing[-1] if existing else None,
+                       self.message if message is None else message, author)
+            row.update(frame_count=manifest.num_rows, digest=whole, parts=parts)
+            cat.append_row(store, row)
+        except BaseException:
+            for ds_name in tagged:
+                store.open_lance(ds_name).tags.delete(tag)
+            cat.views_table(store).tags.delete(tag)
+            raise
+        log.info("published view %s %s: %d frames, digest %s", name, version, row["frame_count"], whole)
+        return View(store, row)
+
+    # -- audit -------------------------------------------------------------------------------
+    def verify(self) -> VerifyReport:
+        """Re-resolve at the pinned versions and compare with the recorded count and digest; say what differs."""
+        if not self.published:
+            raise ViewError(f"view {self.name!r} draft has no recorded digest to verify; publish it first")
+        problems: list[str] = []
+        warnings = self._check_tags()
+        actual_digest = actual_count = None
+        try:
+            manifest = resolve(self.store, self.spec, self.pins, DIGEST_COLUMNS)
+        except IntegrityError as exc:
+            problems.append(str(exc))
+        else:
+            actual_digest, parts = digest(manifest)
+            actual_count = manifest.num_rows
+            if actual_count != self.frame_count:
+                problems.append(f"resolves to {actual_count} frames; {self.frame_count} were recorded")
+            if actual_digest != self._row["digest"]:
+                problems.append(f"digest is {actual_digest}; {self._row['digest']} was recorded")
+                problems += _part_differences(self._row["parts"] or [], parts)
+        return VerifyReport(self.name, self.version, self._row["digest"], actual_digest, self.frame_count or 0,
+                            actual_count, problems, warnings)
+
+    def _check_tags(self) -> list[str]:
+        tag = cat.tag_name(self.name, self.version)
+        out = []
+        for ds_name, pin in self.pins.items():
+            if ds_name not in self.store.datasets():
+                continue  # resolution reports it
+            tags = self.store.open_lance(ds_name).tags.list()
+            if tag not in tags:
+                out.append(f"dataset {ds_name!r} has no tag {tag!r}: cleanup could remove version {pin}; "
+                           "store.cleanup() re-creates it")
+            elif tags[tag]["version"] != pin:
+                out.append(f"tag {tag!r} of dataset {ds_name!r} points at version {tags[tag]['version']}, not {pin}")
+        return out
+
+    def record_run(self, run_id: str, info: Mapping[str, Any] | None = None, user: str | None = None) -> None:
+        """Record that run `run_id` used this published version (with free-form JSON `info`)."""
+        if not self.published:
+            raise ViewError(f"view {self.name!r}: record runs against a published version; publish the draft first")
+        if not run_id:
+            raise ViewError("run_id must be a non-empty string")
+        try:
+            info_text = json.dumps(dict(info or {}), sort_keys=True, default=str)
+        except (TypeError, ValueError) as exc:
+            raise ViewError(f"run info must be JSON-serialisable: {exc}") from exc
+        row = {
+            "run_id": run_id, "view": self.name, "version": self.version, "digest": self.digest,
+            "frame_count": self.frame_count, "recorded_at": _now(), "user": user or cat.current_user(),
+            "host": cat.current_host(), "info": info_text,
+        }
+        cat.runs_table(self.store).insert(pa.Table.from_pylist([row], schema=cat.RUNS_SCHEMA))
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _current_versions(store: Store, datasets: Sequence[str]) -> dict[str, int]:
+    have = store.datasets()
+    for name in datasets:
+        if name not in have:
+            raise DatasetNotFoundError(name, have)
+    return {name: store.open_lance(name).version for name in datasets}
+
+
+def _tag(ds: Any, tag: str, version: int) -> None:
+    try:
+        ds.tags.create(tag, version)
+    except ValueError:  # left by a publish interrupted before its catalog row; we hold the lock now
+        ds.tags.update(tag, version)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _sort_key(version: str) -> tuple[int, int]:
+    return cat.version_key(version) if version != cat.DRAFT else (1 << 62, 0)
+
+
+def _published_versions(rows: list[dict[str, Any]]) -> list[str]:
+    return sorted((r["version"] for r in rows if r["status"] == cat.PUBLISHED), key=cat.version_key)
+
+
+def _part_differences(recorded: list[dict[str, Any]], actual: list[dict[str, Any]]) -> list[str]:
+    before = {(p["dataset"], p["subquery"]): p for p in recorded}
+    after = {(p["dataset"], p["subquery"]): p for p in actual}
+    out = []
+    for key in sorted(set(before) | set(after)):
+        b, a = before.get(key), after.get(key)
+        where = f"dataset {key[0]!r} sub-query {key[1]!r}"
+        if b is None or a is None or b["digest"] != a["digest"]:
+            nb = b["frame_count"] if b else 0
+            na = a["frame_count"] if a else 0
+            out.append(f"{where}: {na} frames now, {nb} recorded; its frames or labels differ")
+    return out
+
+
+def _spec(
+    store: Store,
+    query: str | Mapping[str, str],
+    datasets: Sequence[str],
+    label_map: Mapping[str, str] | None,
+    unknown_labels: str,
+    weights: Mapping[str, float] | None,
+    split: SplitSpec | Mapping[str, Any] | None,
+) -> ViewSpec:
+    if isinstance(datasets, str):
+        datasets = [datasets]
+    names = list(dict.fromkeys(datasets or []))
+    if not names:
+        raise ViewError("a view needs at least one dataset: pass datasets=['name', ...]")
+    handles = [store.dataset(n) for n in names]  # DatasetNotFoundError lists the existing ones
+    texts = {DEFAULT_SUBQUERY: query} if isinstance(query, str) else dict(query or {})
+    if not texts or any(not isinstance(k, str) or not k or not isinstance(v, str) for k, v in texts.items()):
+        raise ViewError("query must be SQL text, or a non-empty dict of sub-query name -> SQL text")
+    weights = dict(weights or {})
+    unknown = sorted(set(weights) - set(texts))
+    if unknown:
+        raise ViewError(f"weights name unknown sub-queries {unknown}; sub-queries are {sorted(texts)}")
+    bad = {k: w for k, w in weights.items() if not isinstance(w, (int, float)) or isinstance(w, bool) or not w > 0}
+    if bad:
+        raise ViewError(f"weights must be positive numbers, got {bad}")
+    subs = []
+    for sub_name, text in texts.items():
+        queries = [ds.query(text) for ds in handles]  # QueryError, positioned, before anything is stored
+        if len(handles) > 1 and queries[0].statement.is_select:
+            raise ViewError(
+                f"sub-query {sub_name!r}: a view over several datasets takes a boolean expression, not SELECT … FROM"
+            )
+        subs.append(SubQuery(sub_name, queries[0].sql, float(weights.get(sub_name, 1.0))))
+    return ViewSpec(tuple(subs), tuple(names), LabelMap.parse(label_map, unknown_labels), SplitSpec.parse(split))
+
+
+def _row(name: str, version: str, status: str, spec: ViewSpec, pins: dict[str, int], parent: str | None,
+         message: str | None, author: str | None = None) -> dict[str, Any]:
+    lm, sp = spec.label_map, spec.split
+    return {
+        "name": name,
+        "version": version,
+        "status": status,
+        "queries": [{"name": q.name, "sql": q.sql, "weight": q.weight} for q in spec.queries],
+        "datasets": [{"dataset": d, "version": pins.get(d)} for d in spec.datasets],
+        "label_map": [{"source": s, "target": t} for s, t in lm.mapping] if lm else None,
+        "unknown_labels": lm.unknown if lm else None,
+        "split_by": sp.by if sp else None,
+        "split_fractions": [{"name": n, "fraction": f} for n, f in sp.fractions] if sp else None,
+        "split_seed": sp.seed if sp else None,
+        "frame_count": None,
+        "digest": None,
+        "parts": None,
+        "parent": parent,
+        "created_by": author or cat.current_user(),
+        "created_at": _now(),
+        "message": message or "",
+    }
+
+
+def _spec_from_row(row: dict[str, Any]) -> ViewSpec:
+    lm = None
+    if row["label_map"]:
+        lm = LabelMap(tuple((e["source"], e["target"]) for e in row["label_map"]), row["unknown_labels"] or "drop")
+    sp = None
+    if row["split_by"]:
+        sp = SplitSpec(row["split_by"], tuple((e["name"], e["fraction"]) for e in row["split_fractions"]),
+                       row["split_seed"] or 0)
+    queries = tuple(SubQuery(q["name"], q["sql"], q["weight"]) for q in row["queries"])
+    return ViewSpec(queries, tuple(d["dataset"] for d in row["datasets"]), lm, sp)
