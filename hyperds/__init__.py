@@ -1,5 +1,10 @@
 """hyperds: a queryable, versioned hyper-dataset store for computer-vision data."""
 
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
 from .dataset import Dataset
 from .errors import (
     ConflictError,
@@ -8,15 +13,27 @@ from .errors import (
     DatasetNotFoundError,
     HyperdsError,
     ImageLoadError,
+    IntegrityError,
     QueryError,
     SchemaError,
     SourceFormatError,
     ViewError,
+    ViewExistsError,
+    ViewImmutableError,
     ViewNotFoundError,
 )
 from .store import Store, connect
 
+if TYPE_CHECKING:
+    from .versioning.views import View
+
 __version__ = "0.1.0"
+
+
+def view(name: str, version: str | None = None, store: Store | str | os.PathLike[str] | None = None) -> View:
+    """Open view `name` at `version` (None: the latest published) in `store` (default: $HYPERDS_STORE)."""
+    handle = store if isinstance(store, Store) else connect(store)
+    return handle.view(name, version)
 
 __all__ = [
     "ConflictError",
@@ -26,11 +43,15 @@ __all__ = [
     "DatasetNotFoundError",
     "HyperdsError",
     "ImageLoadError",
+    "IntegrityError",
     "QueryError",
     "SchemaError",
     "SourceFormatError",
     "Store",
     "ViewError",
+    "ViewExistsError",
+    "ViewImmutableError",
     "ViewNotFoundError",
     "connect",
+    "view",
 ]

@@ -5,9 +5,11 @@ Datasets are frames tables; catalog tables (views, commits, events, runs) have n
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
     import polars as pl
 
     from .dataset import Dataset
+    from .versioning.cleanup import CleanupResult
+    from .versioning.views import View
 
 log = logging.getLogger(__name__)
 
@@ -166,3 +170,48 @@ class Store:
         except (ValueError, OSError, StoreError):
             self._db.create_table(name, schema=schema, exist_ok=True)
             return self.open_lance(name)
+
+    # -- views (hyperds.versioning) ----------------------------------------------------------
+    def create_view(
+        self,
+        name: str,
+        query: str | Mapping[str, str],
+        datasets: Sequence[str],
+        label_map: Mapping[str, str] | None = None,
+        weights: Mapping[str, float] | None = None,
+        split: Mapping[str, Any] | None = None,
+        message: str = "",
+        unknown_labels: str = "drop",
+    ) -> View:
+        """Create (or redefine) the draft of view `name`: SQL (or {sub-query: SQL}) over `datasets`.
+
+        `label_map` maps source labels to classes (`unknown_labels`: drop | keep | error), `weights` gives
+        each sub-query's sampling share, `split` = {"by": "site"|"seq_id", "fractions": {...}, "seed": 0}.
+        """
+        from .versioning.views import create_view
+
+        return create_view(self, name, query, datasets, label_map, weights, split, message, unknown_labels)
+
+    def view(self, name: str, version: str | None = None) -> View:
+        """A view version (None: the latest published; "draft": the editable draft)."""
+        from .versioning.views import open_view
+
+        return open_view(self, name, version)
+
+    def views(self) -> pa.Table:
+        """Every view version and draft (name, version, status, frame_count, digest, parent, who, when, message)."""
+        from .versioning.views import list_views
+
+        return list_views(self)
+
+    def runs(self, view: str | None = None, version: str | None = None) -> pa.Table:
+        """Recorded runs (which run used which view version, its digest, when, who, info), oldest first."""
+        from .versioning.views import runs
+
+        return runs(self, view, version)
+
+    def cleanup(self, older_than: datetime.timedelta = datetime.timedelta(days=7)) -> CleanupResult:
+        """Remove table versions older than `older_than` except those pinned by published views."""
+        from .versioning.cleanup import cleanup
+
+        return cleanup(self, older_than)
