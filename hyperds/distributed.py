@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .errors import HyperdsError
 from .frames.headers import DEFAULT_BLOCK, read_headers
+from .frames.table import FrameTable
 from .frames.uris import resolve_uris
 from .loaders.manifest import read_manifest
 from .versioning.predictions import PredictionResult, check_model
@@ -48,23 +50,38 @@ def _blocks(table: pa.Table, batch_size: int) -> list[pa.Table]:
 
 
 def _target(source: Any, dataset: Dataset | None) -> Dataset:
-    """The writable dataset predictions go to: `dataset`, else the one `source` reads."""
+    """The writable dataset predictions go to: `dataset`, else the one dataset `source` reads."""
     if dataset is not None:
         return dataset.store.dataset(dataset.name)
-    table = source if hasattr(source, "store") and hasattr(source, "name") else getattr(source, "table", None)
-    if table is None or not hasattr(table, "store"):
-        raise HyperdsError(
-            f"cannot tell which dataset {type(source).__name__} belongs to; pass dataset=store.dataset(NAME)"
-        )
-    return table.store.dataset(table.name)
+    table = source if isinstance(source, FrameTable) else getattr(source, "table", None)
+    if isinstance(table, FrameTable):
+        return table.store.dataset(table.name)
+    names = list(getattr(source, "datasets", None) or [])
+    if len(names) == 1 and hasattr(source, "store"):
+        return source.store.dataset(names[0])
+    raise HyperdsError(
+        f"cannot tell which dataset to write predictions to from {type(source).__name__}"
+        + (f" (it reads {names})" if names else "")
+        + "; pass dataset=store.dataset(NAME)"
+    )
 
 
-def to_ray(source: Any, columns: Sequence[str] | None = None, batch_size: int = 64, root: str | None = None) -> ray.data.Dataset:
-    """A Ray dataset of `source`'s frames (its Arrow manifest; `uri`s made absolute against `root`)."""
+def to_ray(
+    source: Any, columns: Sequence[str] | None = None, batch_size: int = 64, dataset: Dataset | None = None
+) -> ray.data.Dataset:
+    """A Ray dataset of `source`'s frames: its Arrow manifest, sliced into blocks of `batch_size` rows.
+
+    With `dataset`, only that dataset's frames of a multi-dataset view, with `uri`s made absolute
+    against its root.
+    """
     ray = _ray()
-    table = read_manifest(source, columns)
-    if "uri" in table.column_names and root:
-        table = table.set_column(table.schema.get_field_index("uri"), "uri", resolve_uris(table.column("uri"), root))
+    table = read_manifest(source, None if dataset is not None else columns)
+    if dataset is not None:
+        if "dataset" in table.column_names:
+            table = table.filter(pc.equal(table.column("dataset"), dataset.name))
+        if "uri" in table.column_names and dataset.root:
+            table = table.set_column(table.schema.get_field_index("uri"), "uri", resolve_uris(table.column("uri"), dataset.root))
+        table = read_manifest(table, columns)
     return ray.data.from_arrow(_blocks(table, batch_size))
 
 
@@ -96,7 +113,7 @@ def predict(
     check_model(model)
     target = _target(source, dataset)
     ray = _ray()
-    frames = to_ray(source, columns, batch_size, root=target.root)
+    frames = to_ray(source, columns, batch_size, dataset=target)
     if isinstance(model_fn, type):
         fn, kwargs = model_fn, {"concurrency": concurrency or 1}
     else:

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from conftest import DATA
+from hyperds.errors import HyperdsError, PredictionError
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (optional extra hyperds[ray]); distributed tests skipped")
 
@@ -86,16 +87,17 @@ def _check_predict(store, tmp_path):
     assert remote.commits().height == commits + 1
     assert _model_anns(remote).equals(_model_anns(local))
 
-    # a query as the source: only its frames get predictions; the class form runs as actors
+    # a published view as the source: only its frames get predictions; the class form runs as actors
     class Model:
         def __call__(self, batch: pa.Table) -> pa.Table:
             return brightness_model(batch)
 
     small = store.create_dataset("small")
     small.ingest(str(root), layout=LAYOUT, progress=False)
-    res = distributed.predict(small.query("width < 1000"), Model, model=MODEL, batch_size=8, concurrency=2)
+    view = store.create_view("thumbs", "width < 1000", datasets=["small"]).publish(version="1.0", author="t")
+    res = distributed.predict(store.view("thumbs", "1.0"), Model, model=MODEL, batch_size=8, concurrency=2)
     thumbs = _model_anns(local).filter(pl.col("frame_id").str.contains("/serengeti/"))
-    assert res.added == 24 and _model_anns(small).equals(thumbs)
+    assert res.added == 24 == len(view) and _model_anns(small).equals(thumbs)
 
 
 def _check_ingest(store, s3_bucket, s3_storage_options):
@@ -115,7 +117,11 @@ def _check_ingest(store, s3_bucket, s3_storage_options):
     assert tables[0].equals(tables[1])
 
 
-def test_predict_needs_versioned_model_before_any_work(store):
+def test_predict_checks_model_and_target_before_any_work(store):
     ds = store.create_dataset("x")
-    with pytest.raises(Exception, match="no version"):
+    with pytest.raises(PredictionError, match="no version"):
         distributed.predict(ds, brightness_model, model="brightness")
+    with pytest.raises(HyperdsError, match="dataset="):
+        distributed.predict(pa.table({"frame_id": ["a"], "uri": ["b"]}), brightness_model, model=MODEL)
+    assert distributed._target(ds.query("width > 10"), None).name == "x"
+    assert distributed._target(ds.at(ds.version), None).version == ds.version
