@@ -13,7 +13,7 @@ import sys
 
 from ..errors import HyperdsError
 
-COMMAND_MODULES = ("datasets", "imports", "query", "ingest", "review", "commit")
+COMMAND_MODULES = ("datasets", "imports", "query", "ingest", "review", "commit", "view")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -252,6 +252,10 @@ class View:
         return _published_versions(cat.read_rows(self.store, name=self.name, columns=["version", "status"]))
 
     @property
+    def parent_version(self) -> str | None:
+        return self._parent
+
+    @property
     def parent(self) -> View | None:
         """The version this one followed (the latest published when it was published or drafted)."""
         return open_view(self.store, self.name, self._parent) if self._parent else None
