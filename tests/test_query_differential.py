@@ -26,8 +26,9 @@ SITES = ["S1", "S2", "Été", "s1", "", "a'b"]
 LABELS = ["lion", "zebra", "gnu", "éland", "Lion", "o'x"]
 SOURCES = ["md5", "alice", "bob"]
 STATUSES = ["unreviewed", "accepted", "rejected", "corrected"]
-# float32-exact, so stored and literal values agree bit for bit
-CONFIDENCES = [0.0, 0.25, 0.5, 0.875, 1.0]
+# stored as float32; a literal meeting a float32 field is read at float32 precision, so values
+# written as the same decimal compare equal (0.9 stored = 0.9 queried) and distinct ones stay distinct
+CONFIDENCES = [0.0, 0.1, 0.25, 0.7, 0.875, 0.9, 1.0]
 INSTANTS = [
     dt.datetime(1970, 1, 1, tzinfo=UTC),
     dt.datetime(2023, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
@@ -76,7 +77,7 @@ ANN_TYPES = {"label": "str", "confidence": "num", "count": "num", "source_kind":
 VALUES = {
     "width": [0, 640, 1920, 1919.5, 5000], "height": [480, 1080], "score": [-1.5, 0, 0.5, 3],
     "site": SITES + ["S3"], "camera": ["c1", "c2", "c9"], "tag": ["a", "é", "", "ab"], "frame_id": ["f0", "f1", "f3"],
-    "flag": [True, False], "label": LABELS + ["hyena"], "confidence": CONFIDENCES + [0.9],
+    "flag": [True, False], "label": LABELS + ["hyena"], "confidence": CONFIDENCES + [0.3, 1],
     "count": [0, 1, 3], "source_kind": ["human", "model"], "source": SOURCES, "review_status": STATUSES,
     "reviewed_by": SOURCES, "level": ["media", "event"],
 }

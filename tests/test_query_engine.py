@@ -149,3 +149,12 @@ def test_cli_query_formats(ds, tmp_path, capsys):
     assert "frame_id_idx(BTree)" in capsys.readouterr().out
     assert main(base + ["TRUE"]) == 0
     assert "f04" in capsys.readouterr().out
+
+
+def test_float32_fields_compare_at_stored_precision(store):
+    """confidence is float32: a model's 0.9 must meet `confidence >= 0.9` (and `= 0.9`, `IN (0.9)`)."""
+    ds = store.create_dataset("conf")
+    ds.add_frames([{"frame_id": "a", "uri": "a.jpg", "annotations": [{"label": "lion", "confidence": 0.9}]},
+                   {"frame_id": "b", "uri": "b.jpg", "annotations": [{"label": "lion", "confidence": 0.89}]}])
+    for cond in ("confidence >= 0.9", "confidence = 0.9", "confidence IN (0.9, 0.5)", "confidence BETWEEN 0.9 AND 1"):
+        assert ids(ds.query(f"any_annotation({cond})")) == ["a"], cond

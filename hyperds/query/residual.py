@@ -70,12 +70,11 @@ class _Evaluator:
             case a.IsNull(expr=x):
                 return pc.is_null(self.broadcast(self.value(x)))
             case a.Compare(op=op, left=l, right=r):
-                return self.broadcast(_CMP[op](self.value(l), self.value(r)))
+                return self.broadcast(_CMP[op](*self.pair(l, r)))
             case a.Between(expr=x, low=lo, high=hi):
-                v = self.value(x)
                 return pc.and_kleene(
-                    self.broadcast(pc.greater_equal(v, self.value(lo))),
-                    self.broadcast(pc.less_equal(v, self.value(hi))),
+                    self.broadcast(pc.greater_equal(*self.pair(x, lo))),
+                    self.broadcast(pc.less_equal(*self.pair(x, hi))),
                 )
             case a.In():
                 return self.in_list(node)
@@ -87,6 +86,15 @@ class _Evaluator:
             case a.AnnotationPredicate() | a.AnnotationCount():
                 return _annotation_fold(node, self.get("annotations"))
         raise TypeError(f"cannot evaluate {node!r}")
+
+    def pair(self, left: a.Node, right: a.Node) -> tuple[pa.Array | pa.Scalar, pa.Array | pa.Scalar]:
+        """Both operands; a number meeting a float32 column is read at float32 precision, as stored."""
+        lv, rv = self.value(left), self.value(right)
+        if isinstance(rv, pa.Scalar) and not isinstance(lv, pa.Scalar):
+            rv = _as_width_of(rv, lv.type)
+        elif isinstance(lv, pa.Scalar) and not isinstance(rv, pa.Scalar):
+            lv = _as_width_of(lv, rv.type)
+        return lv, rv
 
     def broadcast(self, out: pa.Array | pa.Scalar) -> pa.Array:
         if isinstance(out, pa.Scalar):
@@ -101,13 +109,24 @@ class _Evaluator:
         ts = any(x.type == a.TIMESTAMP for x in node.values)
         value_set = pa.array(values, _UTC if ts else (None if values else v.type))
         if value_set.type != v.type:
-            value_set = value_set.cast(v.type) if _lossless(value_set, v.type) else value_set
+            narrow = _lossless(value_set, v.type) or (pa.types.is_floating(v.type) and _is_number(value_set.type))
+            value_set = value_set.cast(v.type) if narrow else value_set
             v = v if value_set.type == v.type else v.cast(value_set.type)
         found = pc.is_in(v, value_set=value_set, skip_nulls=True)
         found = pc.if_else(pc.is_null(v), pa.scalar(None, pa.bool_()), found)
         if len(values) < len(node.values):  # x IN (…, NULL) is UNKNOWN unless x matches
             found = pc.if_else(found, True, pa.scalar(None, pa.bool_()))
         return found
+
+
+def _is_number(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t)
+
+
+def _as_width_of(value: pa.Scalar, column_type: pa.DataType) -> pa.Scalar:
+    if pa.types.is_float32(column_type) and _is_number(value.type) and value.is_valid:
+        return pa.scalar(value.as_py(), pa.float32())
+    return value
 
 
 def _lossless(values: pa.Array, target: pa.DataType) -> bool:
