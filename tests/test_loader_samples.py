@@ -10,11 +10,18 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 import torch
+from conftest import DATA
 from PIL import Image
 
 from hyperds.errors import LoaderError
 from hyperds.loaders import transforms as T
 from hyperds.loaders.torch import FrameDataset, collate_detection, collate_sequences
+
+FRAME_ID = operator.itemgetter("frame_id")
+
+
+def _id_and_class(row):
+    return row["frame_id"], row["classes"][0]
 
 W, H = 400, 300
 GREY, RED, GREEN = (128, 128, 128), (255, 0, 0), (0, 200, 0)
@@ -206,3 +213,52 @@ def test_constructing_reads_no_image(store):
     for f in FrameDataset(ds, on_error="skip").__getitems__(range(5)):
         counts[f] += 1
     assert not counts
+
+
+def test_view_over_local_and_s3_datasets_and_a_query(store, s3_bucket, s3_server):
+    """A published view spanning a local and an S3 dataset (each with its own root), one split of it, and a query."""
+    thumbs = sorted((DATA / "serengeti-thumbs").glob("*.JPG"))[:8]
+    bucket, client = s3_bucket
+    species = ["lion", "zebra", "wildebeest", "hyena"]
+    for name, root in (("east", str(thumbs[0].parent)), ("west", f"s3://{bucket}/west")):
+        ds = store.create_dataset(name, root=root)
+        rows = []
+        for i, path in enumerate(thumbs):
+            if name == "west":
+                client.put_object(Bucket=bucket, Key=f"west/{path.name}", Body=path.read_bytes())
+            rows.append(
+                {"frame_id": f"{name}-{i}", "uri": path.name, "site": f"{name}{i % 4}", "annotations": [{"label": species[i % 4]}]}
+            )
+        ds.add_frames(rows)
+    view = store.create_view(
+        "cats_vs_stripes",
+        "labels IS NOT NULL",
+        datasets=["east", "west"],
+        label_map={"lion": "cat", "hyena": "cat", "zebra": "stripes"},
+        split={"by": "site", "fractions": {"train": 0.5, "val": 0.5}, "seed": 1},
+    ).publish(version="1.0")
+    frames = FrameDataset(view, target=_id_and_class, storage_options={"endpoint_url": s3_server}, transform=T.ToTensor())
+    got = dict(t for _, t in frames.__getitems__(range(len(frames))))
+    expected = {  # wildebeest frames are not in the view: the label map drops their only label
+        f"{name}-{i}": {"lion": "cat", "hyena": "cat", "zebra": "stripes"}[species[i % 4]]
+        for name in ("east", "west")
+        for i in range(len(thumbs))
+        if species[i % 4] != "wildebeest"
+    }
+    assert got == expected
+    classified = FrameDataset(view, storage_options={"endpoint_url": s3_server}, transform=T.ToTensor())
+    assert classified.classes == ["cat", "stripes"]
+    ids = [t[0] for _, t in frames.__getitems__(range(len(frames)))]
+    for i in range(len(classified)):
+        assert classified.classes[int(classified[i][1])] == expected[ids[i]]
+
+    train = FrameDataset(view, split="train", target=FRAME_ID, storage_options={"endpoint_url": s3_server})
+    val = FrameDataset(view, split="val", target=FRAME_ID, storage_options={"endpoint_url": s3_server})
+    train_ids = {t for _, t in train.__getitems__(range(len(train)))}
+    val_ids = {t for _, t in val.__getitems__(range(len(val)))}
+    assert train_ids | val_ids == set(expected) and not train_ids & val_ids
+    assert set(view.frame_ids(split="train").to_pylist()) == train_ids
+
+    query = store.dataset("west").query("site IN ('west0', 'west1')")
+    queried = FrameDataset(query, target=FRAME_ID, storage_options={"endpoint_url": s3_server})
+    assert sorted(t for _, t in queried.__getitems__(range(len(queried)))) == [f"west-{i}" for i in range(8) if i % 4 < 2]

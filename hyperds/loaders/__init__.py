@@ -1,0 +1,1 @@
+"""Loaders: a view's frames streamed into training (PyTorch datasets, fetching, decoding, transforms)."""

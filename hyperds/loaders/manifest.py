@@ -18,16 +18,42 @@ import pyarrow.compute as pc
 from ..errors import LoaderError
 
 
-def read_manifest(source: Any, columns: Sequence[str] | None) -> pa.Table:
-    """`source.to_arrow()` (or an Arrow table itself), projected to `columns` when given."""
+def source_store(source: Any) -> Any:
+    """The Store behind a Dataset or View (`.store`) or a Query (`.table.store`); None for a plain table."""
+    return getattr(source, "store", None) or getattr(getattr(source, "table", None), "store", None)
+
+
+def source_roots(source: Any) -> dict[str, str | None]:
+    """Root that relative URIs resolve against, per dataset name ('' when the source is one dataset).
+
+    A Dataset has `.root`, a Query `.table.root`; a View spanning datasets gets each dataset's own root.
+    """
+    for holder in (source, getattr(source, "table", None)):
+        if holder is not None and hasattr(holder, "root"):
+            return {"": holder.root}
+    store, names = source_store(source), getattr(source, "datasets", None)
+    if store is not None and isinstance(names, (list, tuple)) and names:
+        roots = {name: store.dataset(name).root for name in names}
+        return roots if len(set(roots.values())) > 1 else {"": next(iter(roots.values()))}
+    return {"": None}
+
+
+def read_manifest(source: Any, columns: Sequence[str] | None, split: str | None = None) -> pa.Table:
+    """`source.to_arrow()` (or an Arrow table itself), projected to `columns` when given, one `split` if asked."""
     if isinstance(source, pa.Table):
+        if split is not None:
+            raise LoaderError("split= needs a view with splits; a plain Arrow table has none")
         table = source
     elif hasattr(source, "to_arrow"):
-        to_arrow = source.to_arrow
-        if columns is not None and "columns" in inspect.signature(to_arrow).parameters:
-            table = to_arrow(columns=list(columns))
-        else:
-            table = to_arrow()
+        accepts = inspect.signature(source.to_arrow).parameters
+        kwargs: dict[str, Any] = {}
+        if columns is not None and "columns" in accepts:
+            kwargs["columns"] = list(columns)
+        if split is not None:
+            if "split" not in accepts:
+                raise LoaderError(f"split={split!r} needs a view with splits; {type(source).__name__} has none")
+            kwargs["split"] = split
+        table = source.to_arrow(**kwargs)
     else:
         raise LoaderError(
             f"cannot load frames from {type(source).__name__}: pass a Dataset, View, query result or "

@@ -88,7 +88,8 @@ class FrameDataset(Dataset):
     sequences), 'detection' (dict of pixel xyxy `boxes` after the transform and `labels`), or a
     callable over the frame's row dict. Classes come from `label_map` (raw label -> class name or
     index; the source's own `label_map` if it has one), `classes` (the index order), else every label
-    seen, sorted. Relative URIs resolve against `root` (default: the source's root).
+    seen, sorted. Relative URIs resolve against `root` (default: the source's root, or each of a
+    view's datasets' own). `split` picks one split of a view.
     Constructing reads no image; with on_error='skip' unreadable frames are dropped and counted in
     `skipped`, else they raise ImageLoadError naming the frame and its URI.
     """
@@ -110,6 +111,7 @@ class FrameDataset(Dataset):
         max_frames: int = 8,
         fetch_threads: int = 8,
         root: str | None = None,
+        split: str | None = None,
     ):
         self._check_arguments(target, unit, on_error, crop_padding, max_frames)
         self.transform = transform
@@ -120,19 +122,30 @@ class FrameDataset(Dataset):
         self.crop_padding = float(crop_padding)
         self.max_frames = int(max_frames)
         self.fetch_threads = max(1, int(fetch_threads))
-        self.root = root if root is not None else getattr(source, "root", None)
+        roots = {"": root} if root is not None else manifest.source_roots(source)
+        self._roots = list(roots.values())
         self._fetcher = Fetcher(self._storage_options(source, storage_options), cache_dir, self.fetch_threads)
         self._skipped = _SkipCounter()
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid = -1
 
-        table = manifest.read_manifest(source, self._columns())
+        columns = self._columns()
+        if columns is not None and len(roots) > 1:
+            columns.append("dataset")
+        table = manifest.read_manifest(source, columns, split)
         self._frame_ids = table.column("frame_id").combine_chunks()
         self._uris = table.column("uri").combine_chunks()
+        self._root_of_row = None  # which of self._roots each row resolves against, when there are several
+        if len(roots) > 1:
+            names = pa.array(list(roots), pa.string())
+            position = pc.index_in(table.column("dataset").combine_chunks(), value_set=names)
+            self._root_of_row = pc.fill_null(position, 0).to_numpy(zero_copy_only=False).astype(np.int32)
         self._rows = table if callable(target) else None
         self.classes: list[str] | None = None
         self.num_classes: int | None = None
-        self._build_indices(table, source if label_map is None else None, label_map, classes, box_filter)
+        if label_map is None:
+            label_map = getattr(source, "label_map", None)  # a view carries its own
+        self._build_indices(table, label_map, classes, box_filter)
 
     # -- construction ----------------------------------------------------------------------
     @staticmethod
@@ -150,8 +163,7 @@ class FrameDataset(Dataset):
 
     @staticmethod
     def _storage_options(source: Any, explicit: Mapping[str, Any] | None) -> dict[str, Any]:
-        store = getattr(source, "store", None)
-        inherited = dict(getattr(store, "storage_options", None) or {})
+        inherited = dict(getattr(manifest.source_store(source), "storage_options", None) or {})
         return {**inherited, **dict(explicit or {})}
 
     def _columns(self) -> list[str] | None:
@@ -169,13 +181,11 @@ class FrameDataset(Dataset):
     def _build_indices(
         self,
         table: pa.Table,
-        source: Any,
         label_map: Mapping[str, str | int] | None,
         classes: Sequence[str] | None,
         box_filter: pc.Expression | None,
     ) -> None:
         n = table.num_rows
-        label_map = label_map if label_map is not None else getattr(source, "label_map", None)
         uses_boxes = self.target == "detection" or self.unit == "crop"
         self._boxes: manifest.Boxes | None = None
         self._class_offsets = self._class_ids = None
@@ -274,7 +284,16 @@ class FrameDataset(Dataset):
 
     def _resolved_uris(self, rows: list[int]) -> list[str]:
         # Resolved per batch: a 10M-frame manifest costs nothing to set up.
-        return resolve_uris(self._uris.take(pa.array(rows, pa.int64())), self.root).to_pylist()
+        uris = self._uris.take(pa.array(rows, pa.int64()))
+        if self._root_of_row is None:
+            return resolve_uris(uris, self._roots[0]).to_pylist()
+        which = self._root_of_row[rows]
+        out: list[str] = [""] * len(rows)
+        for code in np.unique(which):
+            picked = np.flatnonzero(which == code)
+            for j, uri in zip(picked, resolve_uris(uris.take(pa.array(picked)), self._roots[code]).to_pylist()):
+                out[j] = uri
+        return out
 
     def _run(self, jobs: list[tuple[int, str, int | None]]) -> list[Any]:
         if len(jobs) <= 1 or self.fetch_threads == 1:
