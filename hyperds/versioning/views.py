@@ -473,12 +473,14 @@ def _spec(
         raise ViewError(f"weights must be positive numbers, got {bad}")
     subs = []
     for sub_name, text in texts.items():
-        queries = [ds.query(text) for ds in handles]  # QueryError, positioned, before anything is stored
-        if len(handles) > 1 and queries[0].statement.is_select:
+        first = handles[0].query(text)  # QueryError, positioned, before anything is stored
+        if len(handles) > 1 and first.statement.is_select:
             raise ViewError(
                 f"sub-query {sub_name!r}: a view over several datasets takes a boolean expression, not SELECT … FROM"
             )
-        subs.append(SubQuery(sub_name, queries[0].sql, float(weights.get(sub_name, 1.0))))
+        for other in handles[1:]:
+            other.query(text)
+        subs.append(SubQuery(sub_name, first.sql, float(weights.get(sub_name, 1.0))))
     return ViewSpec(tuple(subs), tuple(names), LabelMap.parse(label_map, unknown_labels), SplitSpec.parse(split))
 
 
