@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 import torch
 from conftest import DATA
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, get_worker_info
 
 import hyperds
 from hyperds.loaders import transforms as T
@@ -23,6 +23,11 @@ FILES = sorted(p.name for p in THUMBS.glob("*.JPG"))
 SECRET = "SUPERSECRETabc123xyz"
 SMALL = T.Compose([T.Resize((32, 32)), T.ToTensor()])
 FRAME_ID = operator.itemgetter("frame_id")
+
+
+def _worker_and_frame(row):
+    """Target naming the DataLoader worker that produced the sample, and its frame."""
+    return get_worker_info().id, row["frame_id"]
 
 
 def _rows():
@@ -84,14 +89,16 @@ def test_every_image_arrives_once_per_epoch(request, store, where, workers, cont
 def test_two_ranks_by_two_workers_read_disjoint_shards(local_ds):
     shards = {}
     for rank in range(2):
-        stream = IterableFrameDataset(local_ds, seed=7, rank=rank, world_size=2, transform=SMALL, target=FRAME_ID, chunk_size=4)
+        stream = IterableFrameDataset(
+            local_ds, seed=7, rank=rank, world_size=2, transform=SMALL, target=_worker_and_frame, chunk_size=4
+        )
         stream.set_epoch(3)
         for worker in range(2):
             shards[rank, worker] = Counter()
         loader = DataLoader(stream, batch_size=3, num_workers=2, multiprocessing_context="fork")
-        for i, (_, ids) in enumerate(loader):
-            # DataLoader takes batches from its workers in turn, starting with worker 0.
-            shards[rank, i % 2].update(ids)
+        for _, (workers, ids) in loader:
+            for worker, fid in zip(workers.tolist(), ids):
+                shards[rank, worker][fid] += 1
         assert sum(shards[rank, w].total() for w in range(2)) == len(stream)
     union = Counter()
     for shard in shards.values():

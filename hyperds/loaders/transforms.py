@@ -187,8 +187,8 @@ class ToTensor:
     """PIL RGB image -> float32 CHW tensor in [0, 1]."""
 
     def __call__(self, img: Image.Image, boxes: Boxes | None = None) -> Any:
-        array = np.asarray(img.convert("RGB"), dtype=np.uint8)
-        tensor = torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255)
+        array = np.array(img if img.mode == "RGB" else img.convert("RGB"), dtype=np.uint8)  # a writable copy
+        tensor = torch.from_numpy(array).permute(2, 0, 1).float().div_(255)
         return _done(tensor, boxes)
 
     def __repr__(self) -> str:
