@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from hyperds.errors import SelectionError
+from hyperds.errors import QueryError, SelectionError
 from hyperds.frames.importers.megadetector import import_megadetector
 from hyperds.versioning.review import accept_query, queue_query
 from hyperds.versioning.select import select_frames
@@ -159,3 +159,49 @@ def test_selection_on_the_sample_skips_reviewed_frames_and_is_deterministic(md):
     top = select_frames(md, k=5, strategy="uncertainty", seed=0)["frame_id"].to_pylist()
     margin = {f: min((abs(2 * c - 1) for c in cs), default=1.0) for f, cs in raw.items() if f not in reviewed}
     assert sorted(margin[f] for f in top) == pytest.approx(sorted(margin.values())[:5], abs=1e-6)
+
+
+def test_review_queue_is_a_draft_view_that_shrinks_as_reviews_land(md, store):
+    md.auto_accept(threshold=THRESHOLD)
+    queue, _ = _expected(THRESHOLD)
+    view = md.review_queue(threshold=THRESHOLD)
+    assert (view.name, view.status) == ("md-review-queue", "draft")
+    assert set(view.frame_ids().to_pylist()) == queue
+    frame = sorted(queue)[0]
+    md.commit(
+        [{"op": "review", "frame_id": frame, "ann_id": a["ann_id"], "status": "reject"} for a in md.get(frame)["annotations"]],
+        author="alice",
+    )
+    assert set(store.view("md-review-queue", "draft").frame_ids().to_pylist()) == queue - {frame}
+    pinned = view.publish(version="1.0")
+    md.commit([{"op": "review", "frame_id": f, "ann_id": f"{f}:0", "status": "accept"} for f in sorted(queue)[1:3]],
+              author="alice")
+    assert set(store.view("md-review-queue", "1.0").frame_ids().to_pylist()) == queue - {frame}
+    assert len(pinned) == len(queue) - 1
+
+
+def test_review_queue_with_where_and_bad_where(md, store):
+    queue, _ = _expected(THRESHOLD)
+    view = md.review_queue(threshold=THRESHOLD, where="frame_id LIKE 'snapshot%'", name="snapshot-queue")
+    assert set(view.frame_ids().to_pylist()) == {f for f in queue if f.startswith("snapshot")}
+    views_before = store.views().num_rows
+    with pytest.raises(QueryError):
+        md.review_queue(where="no_such_column = 1", name="broken")
+    assert store.views().num_rows == views_before
+
+
+def test_select_returns_a_draft_view_of_exactly_the_chosen_frames(md, store):
+    chosen = select_frames(md, k=7, strategy="diverse", seed=2)["frame_id"].to_pylist()
+    view = md.select(k=7, strategy="diverse", seed=2)
+    assert (view.name, view.status) == ("md-select-diverse", "draft")
+    assert sorted(view.frame_ids().to_pylist()) == sorted(chosen)
+    md.commit([{"op": "review", "frame_id": f, "ann_id": a["ann_id"], "status": "reject"}
+               for f in _raw() for a in md.get(f)["annotations"]], author="alice")
+    assert sorted(select_frames(md, k=100, strategy="random")["frame_id"].to_pylist()) == sorted(
+        f for f, c in _raw().items() if not c
+    )  # only frames without any detection are left open
+    md.commit([{"op": "add", "frame_id": f, "label": "empty"} for f, c in _raw().items() if not c], author="alice")
+    views_before = store.views().num_rows
+    with pytest.raises(SelectionError, match="no frame of dataset 'md' is open"):
+        md.select(k=3, strategy="random", name="nothing-left")
+    assert store.views().num_rows == views_before
