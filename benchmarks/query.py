@@ -112,8 +112,9 @@ def run_lance(ds, spec):
         flat = pc.list_flatten(lds.to_table(columns=["labels"]).column("labels"))
         return pc.value_counts(flat)
     if isinstance(spec, tuple):
-        flt, check = spec
-        return check(lds.to_table(columns=["frame_id", "annotations"], filter=flt))
+        flt, check = spec  # streamed batch by batch: no copy of the whole nested column
+        batches = lds.scanner(columns=["frame_id", "annotations"], filter=flt).to_batches()
+        return pa.chunked_array([check(pa.Table.from_batches([b])) for b in batches], pa.string())
     return lds.to_table(columns=["frame_id"], filter=spec).column("frame_id")
 
 

@@ -70,8 +70,6 @@ class Query:
         order = [k.column.name for k in st.order]
         needed = _unique(out + ["frame_id"] + order + self._residual_columns())
         table = self._scan(needed)
-        if self.plan.residual is not None:
-            table = table.filter(mask(self.plan.residual, table))
         table = table.take(_order(table, st)) if table.num_rows else table
         if st.offset or st.limit is not None:
             table = table.slice(st.offset, st.limit)
@@ -123,7 +121,13 @@ class Query:
         return self.table.lance()
 
     def _scan(self, columns: list[str]) -> pa.Table:
-        return self._lance().to_table(columns=columns, filter=self.plan.pushdown)
+        """Rows passing the pushed filter and the residual, filtered batch by batch as they stream."""
+        lds = self._lance()
+        if self.plan.residual is None:
+            return lds.to_table(columns=columns, filter=self.plan.pushdown)
+        scanner = lds.scanner(columns=columns, filter=self.plan.pushdown)
+        kept = [b.filter(mask(self.plan.residual, b)) for b in scanner.to_batches()]
+        return pa.Table.from_batches(kept, schema=scanner.projected_schema)
 
 
 def _unique(names: list[str]) -> list[str]:
