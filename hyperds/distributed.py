@@ -93,6 +93,16 @@ def _as_arrow(out: Any) -> pa.Table:
     return pa.table(out)
 
 
+class _Actor:
+    """A user model class held by one Ray actor: built once, then called per batch."""
+
+    def __init__(self, model_cls: type):
+        self.model = model_cls()
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        return _as_arrow(self.model(batch))
+
+
 def predict(
     source: Any,
     model_fn: ModelFn,
@@ -115,10 +125,11 @@ def predict(
     ray = _ray()
     frames = to_ray(source, columns, batch_size, dataset=target)
     if isinstance(model_fn, type):
-        fn, kwargs = model_fn, {"concurrency": concurrency or 1}
+        kwargs = {"fn_constructor_args": (model_fn,), "concurrency": concurrency or 1}
+        out = frames.map_batches(_Actor, batch_format="pyarrow", batch_size=batch_size, **kwargs)
     else:
-        fn, kwargs = (lambda batch: _as_arrow(model_fn(batch))), ({"concurrency": concurrency} if concurrency else {})
-    out = frames.map_batches(fn, batch_format="pyarrow", batch_size=batch_size, **kwargs)
+        kwargs = {"concurrency": concurrency} if concurrency else {}
+        out = frames.map_batches(lambda b: _as_arrow(model_fn(b)), batch_format="pyarrow", batch_size=batch_size, **kwargs)
     parts = [t for t in ray.get(out.to_arrow_refs()) if t.num_rows]
     table = pa.concat_tables(parts, promote_options="permissive") if parts else pa.table({"frame_id": pa.array([], pa.string())})
     log.info("%s: %d predictions from %s over %d batches", target.name, table.num_rows, model, len(parts))

@@ -89,8 +89,8 @@ def _check_predict(store, tmp_path):
 
     # a published view as the source: only its frames get predictions; the class form runs as actors
     class Model:
-        def __call__(self, batch: pa.Table) -> pa.Table:
-            return brightness_model(batch)
+        def __call__(self, batch: pa.Table) -> pl.DataFrame:
+            return pl.from_arrow(brightness_model(batch))
 
     small = store.create_dataset("small")
     small.ingest(str(root), layout=LAYOUT, progress=False)
