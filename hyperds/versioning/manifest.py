@@ -23,10 +23,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import IntegrityError, StoreError
+from ..frames.table import FrameTable
+from ..query.query import Query
 from .labelmap import LabelMap
 from .splits import SplitSpec
 
 if TYPE_CHECKING:
+    import lance
+
     from ..store import Store
 
 DIGEST_HEADER = b"hyperds-manifest/1\n"
@@ -67,7 +71,7 @@ def resolve(store: Store, spec: ViewSpec, pins: dict[str, int], columns: Sequenc
         frame_cols = list(dict.fromkeys(frame_cols))
     parts = [_resolve_dataset(store, spec, name, pins[name], frame_cols) for name in sorted(spec.datasets)]
     table = parts[0] if len(parts) == 1 else pa.concat_tables(parts, promote_options="permissive")
-    table = _derive(table, spec)
+    table = _derive(table, spec, None if columns is None else set(columns))
     if columns is None:
         front = ["dataset", "frame_id"]
         rest = [c for c in table.column_names if c not in front and c not in DERIVED]
@@ -76,21 +80,19 @@ def resolve(store: Store, spec: ViewSpec, pins: dict[str, int], columns: Sequenc
 
 
 def _resolve_dataset(store: Store, spec: ViewSpec, name: str, version: int, columns: list[str] | None) -> pa.Table:
-    from ..dataset import Dataset
-
-    if name not in store.datasets():
-        raise IntegrityError(f"dataset {name!r} pinned at version {version} no longer exists in {store.uri}")
     try:
-        store.open_lance(name, version=version)
+        handle = store.open_lance(name, version=version)
     except (StoreError, ValueError, OSError) as exc:
+        if name not in store.datasets():
+            raise IntegrityError(f"dataset {name!r} pinned at version {version} no longer exists in {store.uri}") from exc
         raise IntegrityError(
             f"dataset {name!r}: pinned Lance version {version} no longer exists (removed outside hyperds, "
             f"e.g. by a Lance cleanup that ignored the view's tag): {exc}"
         ) from exc
-    pinned = Dataset(store, name, version=version)
+    pinned = _PinnedTable(store, name, version, handle)
     tables = []
     for sub in spec.queries:
-        query = pinned.query(sub.sql)
+        query = Query(pinned, sub.sql)
         cols = list(query.table.schema.names) if columns is None else columns
         t = query.to_arrow(cols)
         tables.append(t.append_column("subquery", _constant(sub.name, t.num_rows)))
@@ -106,25 +108,38 @@ def _resolve_dataset(store: Store, spec: ViewSpec, name: str, version: int, colu
     return table.add_column(0, "dataset", _constant(name, table.num_rows))
 
 
+class _PinnedTable(FrameTable):
+    """A dataset read at one version through one opened Lance handle (each open re-reads the manifest)."""
+
+    def __init__(self, store: Store, name: str, version: int, handle: lance.LanceDataset):
+        super().__init__(store, name, version=version)
+        self._handle = handle
+
+    def lance(self, version: int | None = None) -> lance.LanceDataset:
+        return self._handle if version in (None, self._pinned) else super().lance(version)
+
+
 def _constant(value: str, n: int) -> pa.Array:
     return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([value])).cast(pa.string())
 
 
-def _derive(table: pa.Table, spec: ViewSpec) -> pa.Table:
+def _derive(table: pa.Table, spec: ViewSpec, wanted: set[str] | None) -> pa.Table:
+    """Add classes (and drop frames a label map leaves without one), split and weight, as far as `wanted`."""
     if spec.label_map is not None:
         classes = spec.label_map.apply(table.column("labels"))
         keep = pc.greater(pc.list_value_length(classes), 0)
         table = table.append_column("classes", classes).filter(keep)
-    elif "labels" in table.column_names:
+    elif wanted is None or "classes" in wanted:
         table = table.append_column("classes", table.column("labels").cast(pa.list_(pa.string())))
-    else:
-        table = table.append_column("classes", pa.nulls(table.num_rows, pa.list_(pa.string())))
-    if spec.split is not None:
-        fallback = pc.binary_join_element_wise(table.column("dataset"), table.column("frame_id"), "/")
-        table = table.append_column("split", spec.split.assign(table.column(spec.split.by), fallback))
-    else:
-        table = table.append_column("split", pa.nulls(table.num_rows, pa.string()))
-    return table.append_column("weight", _weights(table.column("subquery"), spec.queries))
+    if wanted is None or "split" in wanted:
+        if spec.split is not None:
+            fallback = pc.binary_join_element_wise(table.column("dataset"), table.column("frame_id"), "/")
+            table = table.append_column("split", spec.split.assign(table.column(spec.split.by), fallback))
+        else:
+            table = table.append_column("split", pa.nulls(table.num_rows, pa.string()))
+    if wanted is None or "weight" in wanted:
+        table = table.append_column("weight", _weights(table.column("subquery"), spec.queries))
+    return table
 
 
 def _weights(subquery: pa.ChunkedArray, queries: Sequence[SubQuery]) -> pa.Array:

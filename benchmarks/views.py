@@ -1,0 +1,108 @@
+"""Views at scale: open a published view, resolve its frame ids vs the same pinned Lance query, diff versions.
+
+Median of --repeat warm runs. Ratio = hyperds time / Lance time (target <= 1.2 for resolving frame ids;
+Lance returns them unsorted, the view in frame_id order). Uses its own store (it appends frames).
+
+    python benchmarks/views.py --n 1000000 [--store benchmarks/.data/views] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import lance
+import pyarrow as pa
+import pyarrow.compute as pc
+
+import hyperds
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synth import DATA, frames_batch, make_dataset  # noqa: E402
+
+VIEWS = {
+    # name: (view query, the equivalent hand-written Lance filter)
+    "sites_2024": ("site IN ('S01', 'S02', 'S03', 'S04') AND captured_at >= '2024-01-01T00:00:00Z'",
+                   "site IN ('S01', 'S02', 'S03', 'S04') AND captured_at >= TIMESTAMP '2024-01-01 00:00:00'"),
+    "lions": ("array_has(labels, 'lion')", "array_has_any(labels, ['lion'])"),
+}
+
+
+def _median_ms(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
+    out = fn()  # warm-up
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times), out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--store", default=str(DATA / "views"))
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    store = hyperds.connect(args.store)
+    name = f"frames_{args.n}"
+    ds = make_dataset(store, name, args.n)
+    rows: list[tuple[str, str, float, float | None]] = []
+
+    for view_name, (sql, lance_filter) in VIEWS.items():
+        full = f"{view_name}_{args.n}"
+        if full in set(store.views().column("name").to_pylist()):
+            v1 = store.view(full, "1.0")
+        else:
+            t = time.perf_counter()
+            v1 = store.create_view(full, sql, datasets=[name]).publish("1.0", message="benchmark")
+            rows.append((full, "publish 1.0 (resolve + digest + tags)", (time.perf_counter() - t) * 1000, None))
+        pin = v1.pins[name]
+        open_ms, _ = _median_ms(lambda full=full: hyperds.view(full, "1.0", store=args.store), args.repeat)
+        rows.append((full, "open published view (one catalog row)", open_ms, None))
+        opened = store.view(full, "1.0")
+        ids_ms, ids = _median_ms(opened.frame_ids, args.repeat)  # not cached: each call re-resolves
+        uri = store.table_uri(name)
+        lance_ms, lance_ids = _median_ms(
+            lambda f=lance_filter: lance.dataset(uri, version=pin).to_table(columns=["frame_id"], filter=f)
+            .column("frame_id"), args.repeat)
+        assert sorted(ids.to_pylist()) == sorted(lance_ids.to_pylist()), "view and Lance disagree"
+        assert len(ids) == v1.frame_count
+        sorted_ms, _ = _median_ms(
+            lambda f=lance_filter: pc.sort_indices(lance.dataset(uri, version=pin).to_table(
+                columns=["frame_id"], filter=f).column("frame_id")), args.repeat)
+        rows.append((full, f"resolve frame ids ({len(ids)} frames)", ids_ms, lance_ms))
+        rows.append((full, "  same Lance query + sort by frame_id", sorted_ms, None))
+        manifest_ms, _ = _median_ms(lambda full=full: store.view(full, "1.0").to_arrow(), 1)
+        rows.append((full, "resolve full manifest (all columns)", manifest_ms, None))
+        verify_ms, report = _median_ms(lambda full=full: store.view(full, "1.0").verify(), 1)
+        assert report.ok, str(report)
+        rows.append((full, "verify (re-resolve + SHA-256 digest)", verify_ms, None))
+
+    # diff: 1% new frames, 0.1% deleted, then a new version of each view
+    if ds.version == store.view(f"lions_{args.n}", "1.0").pins[name]:
+        ds.add_frames(frames_batch(args.n, args.n // 100, seed=1))  # ids n .. n + 1% are new
+        ds.lance().delete(f"frame_id < '{args.n // 1000:010d}'")
+    for view_name in VIEWS:
+        full = f"{view_name}_{args.n}"
+        if "1.1" not in store.view(full, "1.0").versions():
+            store.view(full, "draft").publish("1.1")
+        diff_ms, d = _median_ms(lambda full=full: store.view(full, "1.1").diff("1.0"), 1)
+        rows.append((full, f"diff 1.1 vs 1.0 ({d})", diff_ms, None))
+
+    print(f"\nviews benchmark, N = {args.n:,} frames (median of {args.repeat} warm runs; 1 run for the slow rows)")
+    print(f"{'view':<20} {'operation':<62} {'hyperds ms':>11} {'lance ms':>9} {'ratio':>6}")
+    for view, op, ms, base in rows:
+        ratio = f"{ms / base:6.2f}" if base else ""
+        print(f"{view:<20} {op:<62} {ms:11.1f} {'' if base is None else f'{base:9.1f}':>9} {ratio:>6}")
+
+
+if __name__ == "__main__":
+    pa.set_cpu_count(2)
+    main()
