@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -80,9 +81,14 @@ def to_ray(
         if "dataset" in table.column_names:
             table = table.filter(pc.equal(table.column("dataset"), dataset.name))
         if "uri" in table.column_names and dataset.root:
-            table = table.set_column(table.schema.get_field_index("uri"), "uri", resolve_uris(table.column("uri"), dataset.root))
+            uris = resolve_uris(table.column("uri"), dataset.root)
+            table = table.set_column(table.schema.get_field_index("uri"), "uri", uris)
         table = read_manifest(table, columns)
     return ray.data.from_arrow(_blocks(table, batch_size))
+
+
+def _call(model_fn: ModelFn, batch: pa.Table) -> pa.Table:
+    return _as_arrow(model_fn(batch))
 
 
 def _as_arrow(out: Any) -> pa.Table:
@@ -129,9 +135,11 @@ def predict(
         out = frames.map_batches(_Actor, batch_format="pyarrow", batch_size=batch_size, **kwargs)
     else:
         kwargs = {"concurrency": concurrency} if concurrency else {}
-        out = frames.map_batches(lambda b: _as_arrow(model_fn(b)), batch_format="pyarrow", batch_size=batch_size, **kwargs)
+        fn = functools.partial(_call, model_fn)
+        out = frames.map_batches(fn, batch_format="pyarrow", batch_size=batch_size, **kwargs)
     parts = [t for t in ray.get(out.to_arrow_refs()) if t.num_rows]
-    table = pa.concat_tables(parts, promote_options="permissive") if parts else pa.table({"frame_id": pa.array([], pa.string())})
+    empty = pa.table({"frame_id": pa.array([], pa.string())})
+    table = pa.concat_tables(parts, promote_options="permissive") if parts else empty
     log.info("%s: %d predictions from %s over %d batches", target.name, table.num_rows, model, len(parts))
     return target.add_predictions(table, model=model, run_id=run_id, message=message)
 
@@ -157,9 +165,12 @@ def ray_header_reader(
 
     def read(fs: Any, paths: list[str], sizes: list[int]) -> pa.Table:
         ray = _ray()
-        items = pa.table({"_i": pa.array(range(len(paths)), pa.int64()), "path": paths, "size": pa.array(sizes, pa.int64())})
+        items = pa.table(
+            {"_i": pa.array(range(len(paths)), pa.int64()), "path": paths, "size": pa.array(sizes, pa.int64())}
+        )
         reader = _HeaderBatch(fs, hash, block_size or DEFAULT_BLOCK, threads)
-        out = ray.data.from_arrow(_blocks(items, batch_size)).map_batches(reader, batch_format="pyarrow", batch_size=batch_size)
+        blocks = ray.data.from_arrow(_blocks(items, batch_size))
+        out = blocks.map_batches(reader, batch_format="pyarrow", batch_size=batch_size)
         table = pa.concat_tables(ray.get(out.to_arrow_refs())).sort_by("_i")
         return table.drop_columns(["_i"])
 

@@ -18,11 +18,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("uri", help="local folder or s3://bucket/prefix")
     p.add_argument("--dataset", required=True, help="dataset to add to (created if missing)")
     p.add_argument("--layout", help='path layout below URI, e.g. "{site}/{camera}/{name}"')
-    p.add_argument("--hash", action="store_true", help="read whole objects for a SHA-256 (de-duplication, truncation check)")
-    p.add_argument("--engine", choices=("local", "ray"), default="local", help="where header reads run (default local threads)")
-    p.add_argument("--tz", default="UTC", help="zone of EXIF times without an offset (default UTC), e.g. Africa/Nairobi or +01:00")
+    p.add_argument(
+        "--hash", action="store_true", help="read whole objects for a SHA-256 (de-duplication, truncation check)"
+    )
+    p.add_argument("--engine", choices=("local", "ray"), default="local", help="where reads run (default: threads)")
+    p.add_argument("--tz", default="UTC", help="zone of EXIF times without an offset (default UTC), e.g. +01:00")
     p.add_argument("--threads", type=int, default=16, help="concurrent reads (default 16)")
-    p.add_argument("--burst-gap", type=float, default=60.0, help="seconds between frames that start a new burst (default 60)")
+    p.add_argument("--burst-gap", type=float, default=60.0, help="gap in seconds that starts a new burst (default 60)")
     p.add_argument("--endpoint-url", help="S3-compatible endpoint for the source bucket")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_ingest)

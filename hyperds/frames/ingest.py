@@ -8,6 +8,7 @@ not ingested is reported with its reason.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import re
 import time
@@ -138,7 +139,9 @@ def _check_tz(tz: str) -> None:
     try:
         pc.assume_timezone(pa.array([0], pa.timestamp("us")), tz)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
-        raise IngestError(f"unknown time zone {tz!r} for naive EXIF times: use e.g. 'UTC', 'Africa/Nairobi' or '+01:00'") from exc
+        raise IngestError(
+            f"unknown time zone {tz!r} for naive EXIF times: use e.g. 'UTC', 'Africa/Nairobi' or '+01:00'"
+        ) from exc
 
 
 def _problems(df: pl.DataFrame, problem: str, reason: pl.Expr) -> pl.DataFrame:
@@ -214,41 +217,17 @@ def ingest(
     _check_tz(tz)
     fs, root = source_filesystem(uri, storage_options)
     listing = _list(fs, root)
-    problems: list[pl.DataFrame] = []
+    todo, problems = _candidates(listing, layout, pattern, fields)
+    todo, already, changed = _unseen(todo, _existing(table, fs.unstrip_protocol(root)))
+    problems.append(changed)
 
-    ext = pl.col("rel").str.to_lowercase().str.extract(r"(\.[^./]*)$")
-    is_image = ext.is_in(list(IMAGE_EXTENSIONS)).fill_null(False)
-    problems.append(_problems(listing.filter(~is_image), "ignored", pl.format("not an image file name ({})", ext.fill_null("no extension"))))
-    todo = listing.filter(is_image)
-    if pattern:
-        todo = todo.with_columns(pl.col("rel").str.extract_groups(pattern).alias("_layout")).unnest("_layout")
-        bad = pl.col(fields[0]).is_null()
-        problems.append(_problems(todo.filter(bad), "layout", pl.format("path {} does not match layout {}", pl.col("rel"), pl.lit(layout))))
-        todo = todo.filter(~bad).drop([f for f in fields if f in LAYOUT_IGNORED])
-
-    prefix = fs.unstrip_protocol(root)
-    joined = todo.join(_existing(table, prefix), on="uri", how="left", suffix="_old")
-    seen = pl.col("_seen").fill_null(False)
-    same = (
-        pl.when(pl.col("source_etag").is_not_null() & pl.col("source_etag_old").is_not_null())
-        .then(pl.col("source_etag") == pl.col("source_etag_old"))
-        .otherwise(pl.col("source_mtime").eq_missing(pl.col("source_mtime_old")) & pl.col("source_size").eq_missing(pl.col("source_size_old")))
+    read = reader or functools.partial(
+        read_headers, hash=hash, block_size=block_size, threads=threads, progress=progress
     )
-    already = joined.filter(seen & same).height
-    problems.append(
-        _problems(
-            joined.filter(seen & ~same), "changed",
-            pl.lit("changed since it was ingested (ETag/mtime differ); not re-ingested, the frame keeps its metadata and annotations"),
-        )
-    )
-    todo = joined.filter(~seen).select(todo.columns)
-
-    read = reader or (lambda f, p, s: read_headers(f, p, s, hash=hash, block_size=block_size, threads=threads, progress=progress))
     read_start = time.perf_counter()
     headers = pl.from_arrow(read(fs, todo["path"].to_list(), todo["source_size"].to_list())) if todo.height else None
     read_seconds = time.perf_counter() - read_start
-    bytes_read = 0
-    warnings = pl.DataFrame(schema=_PROBLEMS)
+    bytes_read, warnings, result = 0, pl.DataFrame(schema=_PROBLEMS), None
     if headers is not None:
         todo = pl.concat([todo, headers], how="horizontal")
         bytes_read = int(todo["bytes_read"].sum())
@@ -258,10 +237,9 @@ def ingest(
             todo, dups = _dedupe(todo, _known_hashes(table))
             problems.append(dups)
         todo, warnings = _capture_times(todo, tz)
-        todo = _bursts(todo, burst_gap_s)
-
-    frames = _frames(todo, fields, hash) if headers is not None and todo.height else None
-    result = table.add_frames(_small_strings(frames.to_arrow()), assume_tz=tz) if frames is not None else None
+        if todo.height:
+            frames = _frames(_bursts(todo, burst_gap_s), fields, hash)
+            result = table.add_frames(_small_strings(frames.to_arrow()), assume_tz=tz)
     skipped = pl.concat(problems).sort(["problem", "uri"])
     report = IngestReport(
         dataset=table.name, uri=uri, listed=listing.height, ingested=result.inserted if result else 0,
@@ -273,6 +251,45 @@ def ingest(
     if skipped.height:
         log.warning("ingest %s: %d object(s) not ingested; see report.skipped", uri, skipped.height)
     return report
+
+
+def _candidates(
+    listing: pl.DataFrame, layout: str | None, pattern: str | None, fields: list[str]
+) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    """Objects with an image file name whose path fits the layout (fields as columns), and the rest."""
+    ext = pl.col("rel").str.to_lowercase().str.extract(r"(\.[^./]*)$")
+    is_image = ext.is_in(list(IMAGE_EXTENSIONS)).fill_null(False)
+    reason = pl.format("not an image file name ({})", ext.fill_null("no extension"))
+    problems = [_problems(listing.filter(~is_image), "ignored", reason)]
+    todo = listing.filter(is_image)
+    if pattern:
+        todo = todo.with_columns(pl.col("rel").str.extract_groups(pattern).alias("_layout")).unnest("_layout")
+        bad = pl.col(fields[0]).is_null()
+        reason = pl.format("path {} does not match layout {}", pl.col("rel"), pl.lit(layout))
+        problems.append(_problems(todo.filter(bad), "layout", reason))
+        todo = todo.filter(~bad).drop([f for f in fields if f in LAYOUT_IGNORED])
+    return todo, problems
+
+
+def _unseen(todo: pl.DataFrame, existing: pl.DataFrame) -> tuple[pl.DataFrame, int, pl.DataFrame]:
+    """Objects not ingested yet, how many were (unchanged), and those changed since (listed)."""
+    joined = todo.join(existing, on="uri", how="left", suffix="_old")
+    seen = pl.col("_seen").fill_null(False)
+    both_etags = pl.col("source_etag").is_not_null() & pl.col("source_etag_old").is_not_null()
+    same = (
+        pl.when(both_etags)
+        .then(pl.col("source_etag") == pl.col("source_etag_old"))
+        .otherwise(
+            pl.col("source_mtime").eq_missing(pl.col("source_mtime_old"))
+            & pl.col("source_size").eq_missing(pl.col("source_size_old"))
+        )
+    )
+    changed = _problems(
+        joined.filter(seen & ~same),
+        "changed",
+        pl.lit("changed since it was ingested (ETag/mtime differ); not re-ingested, its frame is kept as it was"),
+    )
+    return joined.filter(~seen).select(todo.columns), joined.filter(seen & same).height, changed
 
 
 def _dedupe(todo: pl.DataFrame, known: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -294,9 +311,8 @@ def _capture_times(todo: pl.DataFrame, tz: str) -> tuple[pl.DataFrame, pl.DataFr
         pl.concat_str([parsed.dt.strftime("%Y-%m-%dT%H:%M:%S"), offset.fill_null("")]).alias("_iso")
     )
     bad = pl.col("exif_time").is_not_null() & pl.col("_iso").is_null()
-    warnings = _problems(
-        todo.filter(bad), "capture_time", pl.format("EXIF capture time {} is not a valid date; captured_at left empty", pl.col("exif_time"))
-    )
+    reason = pl.format("EXIF capture time {} is not a valid date; captured_at left empty", pl.col("exif_time"))
+    warnings = _problems(todo.filter(bad), "capture_time", reason)
     captured = parse_timestamps(todo["_iso"].to_arrow(), assume_tz=tz)
     return todo.with_columns(pl.from_arrow(captured).alias("captured_at")), warnings
 

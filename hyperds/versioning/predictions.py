@@ -83,11 +83,15 @@ def normalize_predictions(predictions: FrameInput) -> pl.DataFrame:
             raise PredictionError(f"prediction column {field.name!r} cannot be read as {field.type}: {exc}") from exc
     df = pl.from_arrow(pa.Table.from_arrays(cols, schema=PREDICTION_SCHEMA)).with_row_index("_row")
     bbox = df["bbox"].to_arrow().cast(BBOX_TYPE)
+    unlabeled = df["label"].is_null() & (df["bbox"].is_not_null() | df["confidence"].is_not_null())
     checks = [
         (df["frame_id"].is_null(), "frame_id is missing"),
-        (df["label"].is_null() & (df["bbox"].is_not_null() | df["confidence"].is_not_null()), "a box or confidence needs a label"),
+        (unlabeled, "a box or confidence needs a label"),
         (((df["confidence"] < 0) | (df["confidence"] > 1)).fill_null(False), "confidence must lie in [0, 1]"),
-        (pl.Series(np.asarray(bbox_out_of_range(bbox), dtype=bool)), "bbox lies outside [0, 1]: it must be normalised [x, y, w, h] with x + w <= 1 and y + h <= 1"),
+        (
+            pl.Series(np.asarray(bbox_out_of_range(bbox), dtype=bool)),
+            "bbox lies outside [0, 1]: it must be normalised [x, y, w, h] with x + w <= 1 and y + h <= 1",
+        ),
     ]
     for mask, problem in checks:
         _fail(mask.to_numpy(), problem)
