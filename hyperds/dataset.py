@@ -168,5 +168,5 @@ class Dataset(FrameTable):
         if engine == "ray":
             from .distributed import ray_header_reader
 
-            options["reader"] = ray_header_reader(hash=hash, block_size=options.get("block_size"))
+            options["reader"] = ray_header_reader(hash, options.get("block_size"), options.get("threads", 8))
         return ingest(self, uri, layout=layout, hash=hash, storage_options=storage_options, **options)
