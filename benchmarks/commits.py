@@ -1,7 +1,7 @@
 """Time annotation commits on large synthetic datasets: 1k and 100k corrections, bytes written per commit.
 
 Usage: python benchmarks/commits.py [--sizes 1000000 10000000] [--changes 1000 100000] [--repeat 3]
-Data goes under benchmarks/.data/commits/ (git-ignored, reused between runs); prints one table row per run.
+Commits go to a fresh shallow clone (benchmarks/.data/commits/) of synth.py's dataset in benchmarks/.data/store.
 """
 
 from __future__ import annotations
@@ -13,50 +13,30 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 
 import hyperds
 from hyperds.dataset import Dataset
 from hyperds.versioning import commits as commits_mod
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synth import SPECIES as LABELS  # noqa: E402
+from synth import make_dataset  # noqa: E402
+
 DATA = Path(__file__).resolve().parent / ".data" / "commits"
-LABELS = ["lion", "zebra", "gnu", "impala", "buffalo", "elephant", "giraffe", "hyena", "warthog", "topi"]
+SHARED_STORE = Path(__file__).resolve().parent / ".data" / "store"
 
 
 def _dataset(store: hyperds.Store, n: int, seed: int) -> Dataset:
+    """A fresh shallow clone (no data copied) of the shared synthetic dataset, so commits never touch it."""
     name = f"frames_{n}"
-    if name in store.datasets() and len(store.dataset(name)) == n:
-        return store.dataset(name)
+    shared = hyperds.connect(SHARED_STORE)
+    if name in shared.datasets() and len(shared.dataset(name)) != n:
+        raise SystemExit(f"{SHARED_STORE}/{name} is incomplete (being written?); retry later")
+    base = make_dataset(shared, name, n, seed)
     if name in store.datasets():
         store.drop_dataset(name)
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    try:
-        from synth import make_dataset
-    except ImportError:  # the shared generator is not there yet: a minimal local one
-        make_dataset = _make_dataset
-    return make_dataset(store, name, n, seed)
-
-
-def _make_dataset(store: hyperds.Store, name: str, n: int, seed: int) -> Dataset:
-    """n frames, each with one model detection, written in batches of 1M."""
-    ds = store.create_dataset(name)
-    rng = np.random.default_rng(seed)
-    for start in range(0, n, 1_000_000):
-        ids = np.char.add("f", np.arange(start, min(n, start + 1_000_000)).astype(str)).astype(object)
-        m = len(ids)
-        ann = pa.StructArray.from_arrays(
-            [pa.array(np.char.add(ids.astype(str), ":0").astype(object)),
-             pa.array(np.asarray(LABELS, dtype=object)[rng.integers(0, len(LABELS), m)]),
-             pa.array(rng.uniform(0.01, 0.99, m).astype(np.float32)),
-             pa.array(np.full(m, "model", dtype=object)),
-             pa.array(np.full(m, "md5a", dtype=object))],
-            names=["ann_id", "label", "confidence", "source_kind", "source"],
-        )
-        annotations = pa.ListArray.from_arrays(pa.array(np.arange(m + 1, dtype=np.int32)), ann)
-        sites = np.char.add("S", rng.integers(0, 50, m).astype(str)).astype(object)
-        ds.add_frames(pa.table({"frame_id": ids, "uri": np.char.add(ids.astype(str), ".jpg").astype(object),
-                                "site": sites, "annotations": annotations}))
-    return ds
+    base.lance().shallow_clone(store.table_uri(name), base.version)
+    return store.dataset(name)
 
 
 def _tree_bytes(path: str) -> int:

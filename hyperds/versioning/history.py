@@ -12,8 +12,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import lance
+import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..frames.schema import ANNOTATION_TYPE, UTC_US
 from ..frames.table import sql_literal
@@ -74,31 +76,52 @@ def commit_properties(commit_id: str, author: str, message: str, now: dt.datetim
 
 
 def diff_events(before: pa.Table, after: pa.Table) -> pl.DataFrame:
-    """Annotation events between two versions of the same frames (a changed annotation has a new revision)."""
+    """Annotation events between two versions of the same frames, listed in the same order in both tables.
 
-    def packed(rows: pa.Table, side: str) -> pl.DataFrame:
-        ids = pl.from_arrow(rows.select(["frame_id"])).with_row_index("_f").with_columns(pl.col("_f").cast(pl.Int64))
-        flat = flatten_annotations(rows).join(ids, on="_f")
-        return flat.select("frame_id", "ann_id", pl.struct(ANNOTATION_TYPE.names).alias(side))
+    An annotation changed iff its revision did (every change bumps it); only changed ones are materialised.
+    """
 
-    joined = packed(before, "before").join(packed(after, "after"), on=["frame_id", "ann_id"], how="full", coalesce=True)
-    b, a = pl.col("before"), pl.col("after")
-    changed = b.is_null() | a.is_null() | (b.struct.field("revision") != a.struct.field("revision"))
-    review_changed = pl.any_horizontal(
-        [b.struct.field(f).ne_missing(a.struct.field(f)) for f in _REVIEW_FIELDS]
+    def keys(rows: pa.Table, side: str) -> tuple[pl.DataFrame, pa.Array]:
+        ann = rows.column("annotations").combine_chunks()
+        flat = pc.list_flatten(ann).cast(ANNOTATION_TYPE)
+        df = pl.DataFrame(
+            {
+                "_f": pl.Series(pc.list_parent_indices(ann).to_numpy().astype(np.int64)),
+                "ann_id": pl.from_arrow(pc.struct_field(flat, "ann_id")),
+                f"_{side}_rev": pl.from_arrow(pc.struct_field(flat, "revision")),
+            }
+        ).with_row_index(f"_{side}_i")
+        return df, flat
+
+    b_keys, b_flat = keys(before, "before")
+    a_keys, a_flat = keys(after, "after")
+    changed = (
+        b_keys.join(a_keys, on=["_f", "ann_id"], how="full", coalesce=True)
+        .filter(pl.col("_before_i").is_null() | pl.col("_after_i").is_null()
+                | (pl.col("_before_rev") != pl.col("_after_rev")))
+        .sort("_f", "ann_id")
     )
+    frame_ids = after.column("frame_id").combine_chunks().take(pa.array(changed["_f"].to_numpy()))
+    sides = pa.table(
+        {
+            "before": b_flat.take(changed["_before_i"].cast(pl.Int64).to_arrow()),
+            "after": a_flat.take(changed["_after_i"].cast(pl.Int64).to_arrow()),
+        }
+    )
+    events = pl.from_arrow(sides).with_columns(
+        frame_id=pl.from_arrow(frame_ids), ann_id=changed["ann_id"]
+    )
+    b, a = pl.col("before"), pl.col("after")
+    review_changed = pl.any_horizontal([b.struct.field(f).ne_missing(a.struct.field(f)) for f in _REVIEW_FIELDS])
     op = (
         pl.when(b.is_null()).then(pl.lit("add"))
         .when(a.is_null()).then(pl.lit("delete"))
         .when(review_changed).then(pl.lit("review"))
         .otherwise(pl.lit("update"))
     )
-    return (
-        joined.filter(changed)
-        .with_columns(op=op)
-        .with_columns(note=pl.when(pl.col("op") == "review").then(a.struct.field("note")))
-        .sort("frame_id", "ann_id")
-    )
+    return events.with_columns(op=op).with_columns(
+        note=pl.when(pl.col("op") == "review").then(a.struct.field("note"))
+    ).select("frame_id", "ann_id", "op", "note", "before", "after")
 
 
 def record(table: FrameTable, props: Mapping[str, str], version: int, before: pa.Table, after: pa.Table) -> dict:
@@ -191,8 +214,8 @@ def _rebuild(table: FrameTable, version: int, tx: lance.Transaction) -> None:
     paths = {f.path for frag in tx.operation.new_fragments for f in frag.files}
     touched = [frag for frag in after_ds.get_fragments() if any(f.path in paths for f in frag.metadata.files)]
     ids = pa.concat_tables([frag.to_table(columns=["frame_id"]) for frag in touched]).column("frame_id")
-    after = read_rows(after_ds, ids.to_pylist())
-    before = read_rows(table.store.open_lance(table.name, version=version - 1), ids.to_pylist())
+    after = read_rows(after_ds, ids.to_pylist()).sort_by("frame_id")
+    before = read_rows(table.store.open_lance(table.name, version=version - 1), ids.to_pylist()).sort_by("frame_id")
     record(table, tx.transaction_properties, version, before, after)
     log.warning("%s: rebuilt the history of commit %s (frames version %d)", table.name, tx.uuid, version)
 
