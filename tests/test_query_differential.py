@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hyperds
+from hyperds.query.sidecar import build_annotation_table
 
 UTC = dt.UTC
 EXTRA = pa.schema([("score", pa.float64()), ("tag", pa.string()), ("flag", pa.bool_())])
@@ -283,11 +284,14 @@ def _write(store: hyperds.Store, rows: list[dict], zones: list) -> hyperds.Datas
     trees=st.lists(query_tree, min_size=1, max_size=3),
     order=st.none() | st.tuples(st.sampled_from(["width", "site", "captured_at", "score"]), st.booleans(),
                                 st.integers(0, 5)),
+    side_table=st.booleans(),
 )
-def test_engine_matches_reference(diff_store, rows, zones, trees, order):
+def test_engine_matches_reference(diff_store, rows, zones, trees, order, side_table):
     for i, r in enumerate(rows):
         r["frame_id"], r["uri"] = f"f{i}", f"img/{i}.jpg"
     ds = _write(diff_store, rows, zones[: len(rows)])
+    if side_table:  # annotation terms then come from the flattened side table instead of the nested lists
+        build_annotation_table(ds)
     try:
         for tree in trees:
             text = sql(tree)

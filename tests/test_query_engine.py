@@ -158,3 +158,25 @@ def test_float32_fields_compare_at_stored_precision(store):
                    {"frame_id": "b", "uri": "b.jpg", "annotations": [{"label": "lion", "confidence": 0.89}]}])
     for cond in ("confidence >= 0.9", "confidence = 0.9", "confidence IN (0.9, 0.5)", "confidence BETWEEN 0.9 AND 1"):
         assert ids(ds.query(f"any_annotation({cond})")) == ["a"], cond
+
+
+def test_side_table_kept_per_version_and_fallback(ds):
+    from hyperds.query.sidecar import build_annotation_table
+
+    q = "site = 'S1' AND any_annotation(label = 'lion' AND confidence >= 0.9)"
+    v1 = ds.version
+    assert "side table: none for frames version" in ds.query(q).explain()
+    build_annotation_table(ds)
+    assert "built from frames version" in ds.query(q).explain()
+    assert ids(ds.query(q)) == ["f01"]
+    assert ids(ds.query("count_annotations(label = 'zebra') >= 2")) == ["f04"]
+    assert ids(ds.query("count_annotations() > 1")) == ["f00", "f04"]
+
+    ds.add_frames([_frame(9, "S1", dt.datetime(2024, 3, 6, tzinfo=UTC), [{"label": "lion", "confidence": 1.0}])])
+    stale = ds.query(q)
+    assert "side table: none for frames version" in stale.explain()  # new version: nested-list scan
+    assert ids(stale) == ["f01", "f09"]
+    pinned = ds.at(v1).query(q)  # the old version keeps its own side table
+    assert "built from frames version" in pinned.explain() and ids(pinned) == ["f01"]
+    build_annotation_table(ds)
+    assert ids(ds.query(q)) == ["f01", "f09"] and ids(ds.at(v1).query(q)) == ["f01"]

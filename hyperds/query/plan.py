@@ -9,14 +9,33 @@ rejected annotations also adds `array_has_any(labels, …)` as a prefilter (it s
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 
 from ..frames.table import sql_literal
 from . import ast as a
 
 _REJECTED = "rejected"
+# SQL words a column may be named after; such names are quoted in Lance filters
+_KEYWORDS = set(
+    "ALL AND ANY ARRAY AS ASC BETWEEN BY CASE CAST DATE DESC DISTINCT ELSE END EXISTS FALSE FROM GROUP HAVING IN "
+    "INTERVAL IS JOIN LIKE LIMIT NOT NULL OFFSET ON OR ORDER SELECT TABLE THEN TIME TIMESTAMP TRUE UNION USER "
+    "WHEN WHERE WITH".split()
+)
+
+
+@dataclass(frozen=True)
+class SideTerm:
+    """A residual AND term the annotation side table answers: frames with (count of annotations where
+    `filter` holds) `op` `n`; any_annotation(c) is count >= 1."""
+
+    term: a.Node
+    filter: str | None  # Lance filter over the side table (None: every annotation)
+    op: str = ">="
+    n: int = 1
 
 
 @dataclass(frozen=True)
@@ -26,6 +45,12 @@ class Plan:
     pushdown: str | None
     residual: a.Node | None
     prefilter: str | None = None  # the label-index prefilter part of `pushdown`, if any
+    side: tuple[SideTerm, ...] = ()  # residual terms the side table can answer when it matches the version
+
+    def without_side(self) -> a.Node | None:
+        """The residual left once the side terms are answered by the side table."""
+        done = {id(t.term) for t in self.side}
+        return a.conjoin([t for t in a.conjuncts(self.residual) if id(t) not in done])
 
 
 def plan(where: a.Node | None) -> Plan:
@@ -33,6 +58,7 @@ def plan(where: a.Node | None) -> Plan:
     pushed: list[str] = []
     residual: list[a.Node] = []
     prefilters: list[str] = []
+    sides: list[SideTerm] = []
     for term in a.conjuncts(where):
         if isinstance(term, a.Literal) and term.value is True:
             continue
@@ -41,6 +67,9 @@ def plan(where: a.Node | None) -> Plan:
             pushed.append(text)
             continue
         residual.append(term)
+        side_term = _side_term(term)
+        if side_term is not None:
+            sides.append(side_term)
         labels = _label_prefilter(term)
         if labels:
             prefilters.append(f"array_has_any(labels, [{', '.join(sql_literal(x) for x in labels)}])")
@@ -49,14 +78,19 @@ def plan(where: a.Node | None) -> Plan:
         pushdown=" AND ".join(f"({p})" if len(parts) > 1 else p for p in parts) or None,
         residual=a.conjoin(residual),
         prefilter=" AND ".join(prefilters) or None,
+        side=tuple(sides),
     )
 
 
 def lance_filter(node: a.Node) -> str | None:
-    """The Lance (DataFusion SQL) form of `node`, or None when Lance cannot evaluate it exactly."""
+    """The Lance (DataFusion SQL) form of `node`, or None when Lance cannot evaluate it exactly.
+
+    Columns of either scope render as plain names: frame columns for the frames table,
+    annotation fields for the annotation side table.
+    """
     match node:
         case a.Column(type=a.BOOL) if _pushable_column(node):
-            return node.name
+            return _name(node)
         case a.Literal(type=a.BOOL, value=v):
             return "true" if v else "false"
         case a.And(args=args) | a.Or(args=args):
@@ -69,34 +103,39 @@ def lance_filter(node: a.Node) -> str | None:
             inner = lance_filter(x)
             return None if inner is None else f"NOT ({inner})"
         case a.IsNull(expr=a.Column() as col) if _pushable_column(col):
-            return f"{col.name} IS NULL"
+            return f"{_name(col)} IS NULL"
         case a.Compare(op=op, left=a.Column() as col, right=right) if _pushable_column(col):
             value = _operand(right, col)
-            return None if value is None else f"{col.name} {op} {value}"
+            return None if value is None else f"{_name(col)} {op} {value}"
         case a.In(expr=a.Column() as col, values=values) if _pushable_column(col):
             items = [_operand(v, col) for v in values]
-            return None if None in items else f"{col.name} IN ({', '.join(items)})"
+            return None if None in items else f"{_name(col)} IN ({', '.join(items)})"
         case a.Between(expr=a.Column() as col, low=lo, high=hi) if _pushable_column(col):
             low, high = _operand(lo, col), _operand(hi, col)
-            return None if None in (low, high) else f"{col.name} BETWEEN {low} AND {high}"
+            return None if None in (low, high) else f"{_name(col)} BETWEEN {low} AND {high}"
         case a.LabelsHas(values=values, mode=mode):
             return f"array_has_{mode}(labels, [{', '.join(sql_literal(v) for v in values)}])"
     return None
 
 
 def _pushable_column(col: a.Column) -> bool:
-    if col.scope != a.FRAME or not (col.name.isidentifier() and col.name.isascii()):
+    if "`" in col.name:
         return False
-    if col.type == a.FLOAT:  # float32 columns would meet float64 literals with different rounding
-        return pa.types.is_float64(col.arrow_type)
+    if col.type == a.FLOAT:
+        return pa.types.is_float64(col.arrow_type) or pa.types.is_float32(col.arrow_type)
     return col.type in (a.STRING, a.INT, a.BOOL, a.TIMESTAMP)
+
+
+def _name(col: a.Column) -> str:
+    plain = col.name.isidentifier() and col.name.isascii() and col.name.upper() not in _KEYWORDS
+    return col.name if plain else f"`{col.name}`"
 
 
 def _operand(node: a.Node, col: a.Column) -> str | None:
     """A literal or same-typed column Lance compares exactly with `col`; None otherwise."""
     if isinstance(node, a.Column):
         same = _pushable_column(node) and node.arrow_type == col.arrow_type
-        return node.name if same else None
+        return _name(node) if same else None
     if not isinstance(node, a.Literal) or node.value is None or node.type != col.type:
         return None
     if node.type == a.INT:
@@ -112,6 +151,8 @@ def _operand(node: a.Node, col: a.Column) -> str | None:
         return "TIMESTAMP '" + node.value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f") + "'"
     if node.type == a.BOOL:
         return "true" if node.value else "false"
+    if pa.types.is_float32(col.arrow_type):  # the float32 nearest the literal, written exactly
+        return repr(float(np.float32(node.value)))
     return repr(float(node.value))
 
 
@@ -159,3 +200,23 @@ def _fixed_values(part: a.Node) -> tuple[str, set | None, set | None] | None:
         case a.Not(arg=a.In(expr=a.Column(name=f), values=vs)) if all(v.type == a.STRING for v in vs):
             return f, None, {v.value for v in vs}
     return None
+
+
+def _side_term(term: a.Node) -> SideTerm | None:
+    """`term` as a side-table question when the side table can answer it exactly."""
+    match term:
+        case a.AnnotationPredicate(kind="any", cond=cond):
+            op, n = ">=", 1
+        case a.Compare(left=a.AnnotationCount(cond=cond), op=op, right=a.Literal(type=a.INT, value=n)) if not (
+            _OPS[op](0, n)
+        ):
+            pass
+        case _:
+            return None
+    if cond is None:
+        return SideTerm(term, None, op, n)
+    text = lance_filter(cond)
+    return None if text is None else SideTerm(term, text, op, n)
+
+
+_OPS = {"=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}

@@ -11,18 +11,24 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import QueryError
 from . import ast as a
 from .parse import Statement, parse
-from .plan import Plan, plan
-from .residual import mask
+from ..frames.table import sql_literal
+from .plan import Plan, SideTerm, plan
+from .residual import CMP, mask
+from .sidecar import open_annotation_table
 from .validate import validate
 
 if TYPE_CHECKING:
     import lance
 
     from ..frames.table import FrameTable
+
+# Up to this many frame ids from the side table are pushed to Lance as `frame_id IN (…)` (BTREE).
+_IN_LIST_LIMIT = 500
 
 
 class Query:
@@ -90,19 +96,31 @@ class Query:
         return len(self.frame_ids())
 
     def explain(self) -> str:
-        """The pushed Lance filter, the residual and Lance's physical plan."""
+        """The pushed Lance filter, the residual, the side-table use and Lance's physical plans."""
         p = self.plan
+        lds = self._lance()
         residual = a.to_sql(p.residual) if p.residual is not None else "(none)"
         needed = _unique(["frame_id"] + self._residual_columns())
-        lance_plan = self._lance().scanner(filter=p.pushdown, columns=needed).explain_plan(verbose=False)
         lines = [
             f"query:     {self.sql}",
             f"pushdown:  {p.pushdown or '(none: full scan)'}",
             f"prefilter: {p.prefilter or '(none)'}",
             f"residual:  {residual}",
-            "lance plan:",
-            *("  " + line for line in lance_plan.strip().splitlines()),
         ]
+        side = open_annotation_table(self.table, lds.version) if p.side else None
+        if p.side and side is None:
+            lines.append(f"side table: none for frames version {lds.version}; annotation terms scan nested lists")
+        elif side is not None:
+            left = p.without_side()
+            lines.append(f"side table: annotations side table (built from frames version {lds.version}) answers:")
+            lines += [f"  {a.to_sql(t.term)}  via filter {t.filter or '(all annotations)'}" for t in p.side]
+            lines.append(f"residual after side table: {a.to_sql(left) if left is not None else '(none)'}")
+            for t in p.side:
+                plan = side.scanner(filter=t.filter, columns=["frame_id"]).explain_plan(verbose=False)
+                lines += ["side table plan:", *("  " + line for line in plan.strip().splitlines())]
+            needed = _unique(["frame_id"] + (sorted(a.frame_columns(left)) if left is not None else []))
+        lance_plan = lds.scanner(filter=p.pushdown, columns=needed).explain_plan(verbose=False)
+        lines += ["lance plan:", *("  " + line for line in lance_plan.strip().splitlines())]
         return "\n".join(lines)
 
     # -- internals -----------------------------------------------------------------------------
@@ -121,13 +139,49 @@ class Query:
         return self.table.lance()
 
     def _scan(self, columns: list[str]) -> pa.Table:
-        """Rows passing the pushed filter and the residual, filtered batch by batch as they stream."""
+        """Rows passing the pushed filter and the residual, filtered batch by batch as they stream.
+
+        When the annotation side table matches the version read, it answers the annotation terms
+        it can (a set of frame ids) and only the rest of the residual is evaluated here.
+        """
         lds = self._lance()
-        if self.plan.residual is None:
-            return lds.to_table(columns=columns, filter=self.plan.pushdown)
-        scanner = lds.scanner(columns=columns, filter=self.plan.pushdown)
-        kept = [b.filter(mask(self.plan.residual, b)) for b in scanner.to_batches()]
+        pushdown, residual, ids = self.plan.pushdown, self.plan.residual, None
+        side = open_annotation_table(self.table, lds.version) if self.plan.side else None
+        if side is not None:
+            ids = _side_frames(side, self.plan.side)
+            residual = self.plan.without_side()
+            if residual is None and pushdown is None and columns == ["frame_id"]:
+                return pa.table({"frame_id": ids})
+            if len(ids) <= _IN_LIST_LIMIT:
+                id_filter = f"frame_id IN ({', '.join(sql_literal(i) for i in ids.to_pylist())})" if len(ids) else "false"
+                pushdown = f"({pushdown}) AND ({id_filter})" if pushdown else id_filter
+                ids = None
+        if residual is None and ids is None:
+            return lds.to_table(columns=columns, filter=pushdown)
+        scanner = lds.scanner(columns=columns, filter=pushdown)
+        kept = []
+        for batch in scanner.to_batches():
+            keep = mask(residual, batch)
+            if ids is not None:
+                keep = pc.and_(keep, pc.is_in(batch.column("frame_id"), value_set=ids))
+            kept.append(batch.filter(keep))
         return pa.Table.from_batches(kept, schema=scanner.projected_schema)
+
+
+def _side_frames(side: lance.LanceDataset, terms: tuple[SideTerm, ...]) -> pa.Array:
+    """Sorted frame ids meeting every side term (count of matching annotations `op` n)."""
+    ids = None
+    for term in terms:
+        hits = side.to_table(columns=["frame_id"], filter=term.filter).column("frame_id")
+        if (term.op, term.n) == (">=", 1):
+            found = pc.unique(hits)
+        else:
+            counts = pc.value_counts(hits)
+            ok = CMP[term.op](counts.field("counts"), term.n)
+            found = pc.filter(counts.field("values"), ok)
+        found = found.combine_chunks() if isinstance(found, pa.ChunkedArray) else found
+        ids = found if ids is None else pc.filter(ids, pc.is_in(ids, value_set=found))
+    return pc.take(ids, pc.sort_indices(ids))
 
 
 def _unique(names: list[str]) -> list[str]:

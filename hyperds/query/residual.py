@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from . import ast as a
 
 _UTC = pa.timestamp("us", tz="UTC")
-_CMP: dict[str, Callable] = {
+CMP: dict[str, Callable] = {
     "=": pc.equal, "!=": pc.not_equal, "<": pc.less, "<=": pc.less_equal, ">": pc.greater, ">=": pc.greater_equal,
 }
 
@@ -70,7 +70,7 @@ class _Evaluator:
             case a.IsNull(expr=x):
                 return pc.is_null(self.broadcast(self.value(x)))
             case a.Compare(op=op, left=l, right=r):
-                return self.broadcast(_CMP[op](*self.pair(l, r)))
+                return self.broadcast(CMP[op](*self.pair(l, r)))
             case a.Between(expr=x, low=lo, high=hi):
                 return pc.and_kleene(
                     self.broadcast(pc.greater_equal(*self.pair(x, lo))),
