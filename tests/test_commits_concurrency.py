@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
+from commit_reference import comparable, replay
 
 import hyperds
 from hyperds.versioning.history import PROP, reconcile
@@ -34,57 +34,6 @@ def _initial(shared: list[str], private: list[str]) -> list[dict]:
                          {"ann_id": f"{f}:1", "label": "zebra", "bbox": [0.1, 0.1, 0.3, 0.3]}]}
         for f in shared + private
     ]
-
-
-def _comparable(rows: list[dict]) -> dict:
-    """frame_id -> (revision, labels, annotations) without the wall-clock fields a replay cannot reproduce."""
-    out = {}
-    for row in rows:
-        anns = []
-        for a in row["annotations"]:
-            a = {k: v for k, v in a.items() if k not in ("created_at", "reviewed_at")}
-            a["bbox"] = [float(np.float32(x)) for x in a["bbox"]] if a["bbox"] is not None else None
-            a["confidence"] = float(np.float32(a["confidence"])) if a["confidence"] is not None else None
-            anns.append(a)
-        out[row["frame_id"]] = (row["revision"], sorted(row["labels"]), anns)
-    return out
-
-
-_STATUS = {"accept": "accepted", "reject": "rejected", "correct": "corrected"}
-
-
-def _replay(frames: list[dict], commits: list[tuple[str, list[dict]]]) -> dict:
-    """A plain-Python reference of the change semantics, applied serially to the initial frames."""
-    state = {}
-    for f in frames:
-        anns = [{"ann_id": a["ann_id"], "label": a["label"], "bbox": a.get("bbox"), "confidence": a.get("confidence"),
-                 "count": None, "source_kind": a.get("source_kind", "human"), "source": a.get("source"),
-                 "review_status": "unreviewed", "reviewed_by": None, "note": None, "revision": 0, "level": "media"}
-                for a in f["annotations"]]
-        state[f["frame_id"]] = {"frame_id": f["frame_id"], "revision": 0, "annotations": anns}
-    for author, changes in commits:
-        for frame_id in {c["frame_id"] for c in changes}:
-            state[frame_id]["revision"] += 1
-        for c in changes:
-            anns = state[c["frame_id"]]["annotations"]
-            if c["op"] == "add":
-                anns.append({"ann_id": c["ann_id"], "label": c["label"], "bbox": None, "confidence": None,
-                             "count": None, "source_kind": "human", "source": author, "review_status": "unreviewed",
-                             "reviewed_by": None, "note": None, "revision": 0, "level": "media"})
-                continue
-            (a,) = [a for a in anns if a["ann_id"] == c["ann_id"]]
-            a["revision"] += 1
-            if c["op"] == "delete":
-                anns.remove(a)
-            elif c["op"] == "move":
-                a["bbox"] = c["bbox"]
-            elif c["op"] == "review":
-                a.update(review_status=_STATUS[c["status"]], reviewed_by=author, note=c.get("note"))
-            if c["op"] == "relabel" or (c["op"] == "review" and c.get("label")):
-                a.update(label=c["label"], source_kind="human", source=author, confidence=None)
-    for row in state.values():
-        row["labels"] = sorted({a["label"] for a in row["annotations"] if a["review_status"] != "rejected"})
-    return _comparable(list(state.values()))
 
 
 def test_concurrent_writers_lose_no_update(tmp_path):
@@ -126,7 +75,7 @@ def test_concurrent_writers_lose_no_update(tmp_path):
     assert tagged == log["version_after"].to_list()
     # Zero lost updates: a serial replay of the successful commits, in commit order, gives the same table.
     serial = [(f"w{by_id[c]['worker']}", by_id[c]["changes"]) for c in log["commit_id"].to_list()]
-    assert _comparable(ds.to_arrow().to_pylist()) == _replay(frames, serial)
+    assert comparable(ds.to_arrow().to_pylist()) == replay(frames, serial)
 
 
 def test_sigkill_at_random_points_never_leaves_half_a_commit(tmp_path):
