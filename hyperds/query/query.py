@@ -74,8 +74,7 @@ class Query:
         self._check_columns(out)
         st = self.statement
         order = [k.column.name for k in st.order]
-        needed = _unique(out + ["frame_id"] + order + self._residual_columns())
-        table = self._scan(needed)
+        table = self._scan(_unique(["frame_id"] + out + order))
         table = table.take(_order(table, st)) if table.num_rows else table
         if st.offset or st.limit is not None:
             table = table.slice(st.offset, st.limit)
@@ -139,7 +138,8 @@ class Query:
         return self.table.lance()
 
     def _scan(self, columns: list[str]) -> pa.Table:
-        """Rows passing the pushed filter and the residual, filtered batch by batch as they stream.
+        """`columns` (frame_id first, plus what the residual reads) of the rows passing the pushed
+        filter and the residual, filtered batch by batch as they stream.
 
         When the annotation side table matches the version read, it answers the annotation terms
         it can (a set of frame ids) and only the rest of the residual is evaluated here.
@@ -158,6 +158,8 @@ class Query:
                 ids = None
         if residual is None and ids is None:
             return lds.to_table(columns=columns, filter=pushdown)
+        if residual is not None:
+            columns = _unique(columns + sorted(a.frame_columns(residual)))
         scanner = lds.scanner(columns=columns, filter=pushdown)
         kept = []
         for batch in scanner.to_batches():
