@@ -291,6 +291,13 @@ def test_unknown_view_and_version_list_what_exists(store, ds):
     assert {k: v for k, v in _state(store).items() if k != "_views"} == {k: v for k, v in state.items() if k != "_views"}
 
 
+def test_reading_views_of_a_fresh_store_creates_nothing(store):
+    with pytest.raises(ViewNotFoundError, match="existing views: none yet"):
+        hyperds.view("any", store=store)
+    assert store.views().num_rows == 0 and store.runs().num_rows == 0
+    assert store.table_names() == []
+
+
 def test_publish_existing_version_and_editing_published_are_refused(store, ds):
     v = store.create_view("p", "TRUE", datasets=["cams"]).publish("1.2")
     state = _state(store)

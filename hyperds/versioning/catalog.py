@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from ..errors import ViewError
+from ..errors import StoreError, ViewError
 from ..frames.schema import UTC_US
 from ..frames.table import sql_literal
 
@@ -132,7 +132,16 @@ def read_rows(store: Store, name: str | None = None, version: str | None = None,
     if version is not None:
         clauses.append(f"version = {sql_literal(version)}")
     flt = " AND ".join(clauses) or None
-    return views_table(store).to_table(columns=columns, filter=flt).to_pylist()
+    table = existing(store, VIEWS)
+    return [] if table is None else table.to_table(columns=columns, filter=flt).to_pylist()
+
+
+def existing(store: Store, name: str) -> lance.LanceDataset | None:
+    """Catalog table `name` if it exists (reads never create catalog tables)."""
+    try:
+        return store.open_lance(name)
+    except (ValueError, OSError, StoreError):
+        return None
 
 
 def append_row(store: Store, row: dict[str, Any]) -> None:

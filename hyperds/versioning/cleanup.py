@@ -40,6 +40,8 @@ def cleanup(store: Store, older_than: dt.timedelta = dt.timedelta(days=7)) -> Cl
     removed: dict[str, int] = {}
     freed_bytes: dict[str, int] = {}
     for table in store.table_names():
+        if table in (cat.VIEWS, cat.RUNS):  # one small fragment per publish or run: merge them
+            store.open_lance(table).optimize.compact_files()
         stats = store.open_lance(table).cleanup_old_versions(older_than=older_than, error_if_tagged_old_versions=False)
         removed[table] = stats.old_versions
         freed_bytes[table] = stats.bytes_removed

@@ -92,7 +92,10 @@ def runs(store: Store, view: str | None = None, version: str | None = None) -> p
     from ..frames.table import sql_literal
 
     clauses = [f"{col} = {sql_literal(val)}" for col, val in (("view", view), ("version", version)) if val is not None]
-    table = cat.runs_table(store).to_table(filter=" AND ".join(clauses) or None)
+    handle = cat.existing(store, cat.RUNS)
+    if handle is None:
+        return cat.RUNS_SCHEMA.empty_table()
+    table = handle.to_table(filter=" AND ".join(clauses) or None)
     return table.sort_by([("recorded_at", "ascending"), ("run_id", "ascending")])
 
 
