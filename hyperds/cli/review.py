@@ -6,7 +6,7 @@ import argparse
 
 import pyarrow as pa
 
-from ..versioning.review import DEFAULT_THRESHOLD, queue_query
+from ..versioning.review import DEFAULT_THRESHOLD
 from ..versioning.select import STRATEGIES, select_frames, selection_view
 from ._common import FORMATS, open_store, write_table
 
@@ -70,7 +70,7 @@ def _common_args(p: argparse.ArgumentParser) -> None:
 def _queue(args: argparse.Namespace) -> int:
     ds = open_store(args).dataset(args.dataset)
     view = ds.review_queue(threshold=args.threshold, model=args.model, where=args.where, name=args.name)
-    frames = ds.query(queue_query(args.threshold, args.model, args.where)).to_arrow(["frame_id", "uri"])
+    frames = view.to_arrow(["frame_id", "uri"])
     print(f"draft view {view.name!r}: {frames.num_rows} frame(s) to review (threshold {args.threshold:g})")
     write_table(frames, args.format, args.output)
     return 0
