@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from hyperds.errors import SelectionError
 from hyperds.versioning.select import select_frames
@@ -163,3 +166,27 @@ def test_diverse_with_an_unknown_embedding_column(store):
     ds, _ = _clustered(store)
     with pytest.raises(SelectionError, match="no embedding column 'clip'.*embedding"):
         select_frames(ds, strategy="diverse", column="clip")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    sizes=st.lists(st.integers(1, 12), min_size=2, max_size=8),
+    dim=st.integers(2, 16),
+    data_seed=st.integers(0, 2**16),
+    seed=st.integers(0, 2**16),
+)
+def test_k_center_covers_separated_clusters_first_property(store, sizes, dim, data_seed, seed):
+    """Whenever every cluster is narrower than the gap between any two, the first picks hit each cluster once."""
+    rng = np.random.default_rng(data_seed)
+    centers = rng.uniform(-100, 100, (len(sizes), dim))
+    cluster = np.repeat(np.arange(len(sizes)), sizes)
+    vecs = centers[cluster] + rng.uniform(-1, 1, (len(cluster), dim))
+    d = np.sqrt(((vecs[:, None, :] - vecs[None, :, :]) ** 2).sum(-1))
+    same = cluster[:, None] == cluster[None, :]
+    assume(d[same].max() < d[~same].min())
+    ds = store.create_dataset(f"prop-{uuid.uuid4().hex[:8]}")
+    ids = [f"v{i:03d}" for i in range(len(cluster))]
+    ds.add_frames([{"frame_id": f, "uri": "x.jpg"} for f in ids])
+    ds.add_embeddings(ids, vecs, model="synthetic")
+    picked = select_frames(ds, k=len(sizes), strategy="diverse", seed=seed)["frame_id"].to_pylist()
+    assert sorted(cluster[ids.index(f)] for f in picked) == list(range(len(sizes)))
