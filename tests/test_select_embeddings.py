@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+import hyperds
 from hyperds.errors import EmbeddingError, FrameNotFoundError, SchemaError
 
 
@@ -126,3 +127,14 @@ def test_similar_errors(store):
     with pytest.raises(SchemaError, match="read-only"):
         ds.at(ds.version).add_embeddings(ids[:1], np.ones((1, 3)), model="m")
     assert ds.similar(ids[0], k=10)["frame_id"].to_pylist() == [ids[1]]  # only frames with a vector
+
+
+def test_embeddings_on_an_s3_store(s3_bucket, s3_storage_options):
+    bucket, _ = s3_bucket
+    store = hyperds.connect(f"s3://{bucket}/stores/emb", storage_options=s3_storage_options)
+    ds = store.create_dataset("remote")
+    ids = _frames(ds, 30)
+    vecs = np.random.default_rng(4).standard_normal((30, 5)).astype(np.float32)
+    ds.add_embeddings(ids, vecs, model="m")
+    again = hyperds.connect(f"s3://{bucket}/stores/emb", storage_options=s3_storage_options).dataset("remote")
+    assert again.similar(ids[3], k=4)["frame_id"].to_pylist() == _nearest(ids, vecs, 3, 4)
