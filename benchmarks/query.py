@@ -63,7 +63,8 @@ def queries(name: str, point_id: str) -> dict[str, dict[str, object]]:
             .select("frame_id"),
         },
         "Q4 frames per label": {
-            "hyperds": f"SELECT label, COUNT(*) AS frames FROM {name}__labels GROUP BY label",
+            # per-label statistics kept with the side table (computed from `labels` when stale)
+            "hyperds": f"SELECT label, frames FROM {name}__label_counts",
             "lance": "labels",
             "duckdb": "SELECT label, COUNT(*) AS frames FROM (SELECT unnest(labels) AS label FROM t) GROUP BY label",
             "polars": lambda lf: lf.select(pl.col("labels").alias("label")).explode("label").drop_nulls()

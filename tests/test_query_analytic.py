@@ -56,3 +56,19 @@ def test_errors(store2):
         store2.sql("SELECT nope FROM north")
     with pytest.raises(QueryError, match="syntax error"):
         store2.sql("SELECT FROM WHERE")
+
+
+def test_label_counts_from_stats_or_labels(store2):
+    from hyperds.query.sidecar import build_annotation_table
+
+    want = Counter(lbl for r in ROWS["north"]
+                   for lbl in {a["label"] for a in r["annotations"] if a.get("review_status") != "rejected"})
+    query = "SELECT label, frames FROM north__label_counts"
+    computed = store2.sql(query)
+    build_annotation_table(store2.dataset("north"))
+    stored = store2.sql(query)
+    for got in (computed, stored):
+        assert dict(zip(got["label"], got["frames"], strict=True)) == dict(want)
+    store2.dataset("north").add_frames([{"frame_id": "n9", "uri": "n9.jpg", "annotations": [{"label": "lion"}]}])
+    after = store2.sql(query)  # stats are for the previous version: computed again, so up to date
+    assert dict(zip(after["label"], after["frames"], strict=True))["lion"] == want["lion"] + 1

@@ -2,7 +2,9 @@
 
 Each dataset named in the query is exposed lazily under three relation names:
 `<ds>` (frames), `<ds>__annotations` (one row per annotation: frame_id plus every annotation
-field) and `<ds>__labels` (one row per frame and derived label: frame_id, label).
+field), `<ds>__labels` (one row per frame and derived label: frame_id, label) and
+`<ds>__label_counts` (label, frames: frames listing each label; read from the side table when one
+was built for the current version, else computed from `labels`).
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from sqlglot import exp
 
 from ..errors import QueryError
 from .parse import parse_tree
+from .sidecar import open_annotation_table
 
 if TYPE_CHECKING:
     from ..store import Store
 
-RELATIONS = ("__annotations", "__labels")
+RELATIONS = ("__annotations", "__labels", "__label_counts")
 
 
 def run_sql(store: Store, sql: str) -> pl.DataFrame:
@@ -50,7 +53,15 @@ def _relation(store: Store, name: str, sql: str, node: exp.Table) -> pl.LazyFram
         start = min((n.meta["start"] for n in node.walk() if "start" in n.meta), default=None)
         raise QueryError(f"unknown dataset or relation {name!r}", sql, start,
                          get_close_matches(name, names, n=3, cutoff=0.6))
-    frames = pl.scan_pyarrow_dataset(store.dataset(base).lance())
+    ds = store.dataset(base)
+    lds = ds.lance()
+    if suffix == "__label_counts":
+        stats = open_annotation_table(ds, lds.version, "label_counts")
+        if stats is not None:
+            return pl.scan_pyarrow_dataset(stats)
+        labels = pl.scan_pyarrow_dataset(lds).select(pl.col("labels").alias("label")).explode("label")
+        return labels.drop_nulls().group_by("label").agg(pl.len().cast(pl.Int64).alias("frames"))
+    frames = pl.scan_pyarrow_dataset(lds)
     if suffix == "__annotations":
         return frames.select("frame_id", "annotations").explode("annotations").drop_nulls("annotations").unnest(
             "annotations"

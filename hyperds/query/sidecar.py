@@ -1,4 +1,4 @@
-"""Flattened annotation side table: one row per annotation (frame_id + scalar fields) for one frames version.
+"""Side tables for one frames version: flattened annotations (frame_id + scalar fields) and frames per label.
 
 It lives inside the frames table's folder (`<table>.lance/_hyperds/annotations.lance`), so it goes
 wherever the table goes and is dropped with it. Each build is one Lance version of the side table,
@@ -27,8 +27,11 @@ SIDE_FIELDS = [f for f in ANNOTATION_TYPE if f.name != "bbox"]
 SIDE_SCHEMA = pa.schema([pa.field("frame_id", pa.string()), *SIDE_FIELDS])
 
 
-def side_uri(table: FrameTable) -> str:
-    return f"{table.uri}/_hyperds/annotations.lance"
+LABEL_COUNTS_SCHEMA = pa.schema([pa.field("label", pa.string()), pa.field("frames", pa.int64())])
+
+
+def side_uri(table: FrameTable, name: str = "annotations") -> str:
+    return f"{table.uri}/_hyperds/{name}.lance"
 
 
 def _tag(frames_version: int) -> str:
@@ -36,29 +39,46 @@ def _tag(frames_version: int) -> str:
 
 
 def build_annotation_table(table: FrameTable) -> int:
-    """(Re)build the side table from the frames version `table` reads; returns that frames version.
+    """(Re)build the side tables from the frames version `table` reads; returns that frames version.
 
-    Call after every write that creates a frames version (a full rebuild: one scan of the annotations).
+    Writes the flattened annotations and the per-label frame counts (of `labels`). Call after every
+    write that creates a frames version (a full rebuild: one scan of frame_id, labels, annotations).
     """
     frames = table.lance()
     version = frames.version
-    scanner = frames.scanner(columns=["frame_id", "annotations"])
-    reader = pa.RecordBatchReader.from_batches(SIDE_SCHEMA, _flatten(scanner.to_batches()))
-    opts = table.store.storage_options or None
-    side = lance.write_dataset(reader, side_uri(table), mode="overwrite", storage_options=opts)
+    counts: list[pa.Table] = []
+    scanner = frames.scanner(columns=["frame_id", "labels", "annotations"])
+    reader = pa.RecordBatchReader.from_batches(SIDE_SCHEMA, _flatten(scanner.to_batches(), counts))
+    side = _write_tagged(table, "annotations", reader, version)
     if side.count_rows():
         side.create_scalar_index("label", "BITMAP")
-    side = lance.dataset(side_uri(table), storage_options=opts)
+        _tag_latest(table, "annotations", version)
+    per_label = pa.concat_tables(counts).group_by("label").aggregate([("frames", "sum")]) if counts else None
+    per_label = per_label.rename_columns(["label", "frames"]) if per_label else LABEL_COUNTS_SCHEMA.empty_table()
+    _write_tagged(table, "label_counts", per_label.cast(LABEL_COUNTS_SCHEMA), version)
+    log.info("%s: annotation side tables built for frames version %d", table.name, version)
+    return version
+
+
+def _write_tagged(table: FrameTable, name: str, data, version: int) -> lance.LanceDataset:
+    opts = table.store.storage_options or None
+    side = lance.write_dataset(data, side_uri(table, name), mode="overwrite", storage_options=opts)
+    _tag_latest(table, name, version)
+    return side
+
+
+def _tag_latest(table: FrameTable, name: str, version: int) -> None:
+    side = lance.dataset(side_uri(table, name), storage_options=table.store.storage_options or None)
     if _tag(version) in side.tags.list():
         side.tags.update(_tag(version), side.version)
     else:
         side.tags.create(_tag(version), side.version)
-    log.info("%s: annotation side table built for frames version %d", table.name, version)
-    return version
 
 
-def _flatten(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+def _flatten(batches: Iterator[pa.RecordBatch], counts: list[pa.Table]) -> Iterator[pa.RecordBatch]:
     for batch in batches:
+        labels = pc.list_flatten(batch.column("labels"))
+        counts.append(pa.table(pc.value_counts(labels).flatten(), names=["label", "frames"]))
         ann = batch.column("annotations")
         flat = pc.list_flatten(ann)
         cols = [pc.take(batch.column("frame_id"), pc.list_parent_indices(ann))]
@@ -66,14 +86,14 @@ def _flatten(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         yield pa.RecordBatch.from_arrays(cols, schema=SIDE_SCHEMA)
 
 
-def open_annotation_table(table: FrameTable, frames_version: int) -> lance.LanceDataset | None:
-    """The side table built from `frames_version`, or None when there is none."""
+def open_annotation_table(table: FrameTable, frames_version: int, name: str = "annotations") -> lance.LanceDataset | None:
+    """The side table `name` built from `frames_version`, or None when there is none."""
     opts = table.store.storage_options or None
     try:
-        side = lance.dataset(side_uri(table), storage_options=opts)
+        side = lance.dataset(side_uri(table, name), storage_options=opts)
     except (ValueError, OSError):
         return None
     tag = side.tags.list().get(_tag(frames_version))
     if tag is None:
         return None
-    return lance.dataset(side_uri(table), version=tag["version"], storage_options=opts)
+    return lance.dataset(side_uri(table, name), version=tag["version"], storage_options=opts)
