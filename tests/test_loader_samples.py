@@ -202,6 +202,13 @@ def test_multilabel_frames(store, tmp_path):
         FrameDataset(ds)
     _, hot = FrameDataset(ds, multilabel=True, classes=["lion", "wildebeest", "zebra"])[0]
     assert hot.tolist() == [0.0, 1.0, 1.0]
+    grazers = FrameDataset(ds, label_map={"zebra": "grazer", "wildebeest": "grazer", "lion": "cat"})
+    assert grazers.classes == ["cat", "grazer"] and int(grazers[0][1]) == 1  # two labels, one class
+    ds.add_frames([{"frame_id": "empty", "uri": "x.jpg"}])
+    by_id = dict(zip(ds.to_arrow(columns=["frame_id"]).column("frame_id").to_pylist(), [0, 1]))
+    frames = FrameDataset(ds, multilabel=True)
+    assert frames.classes == ["wildebeest", "zebra"]
+    assert frames[by_id["empty"]][1].tolist() == [0.0, 0.0] and frames[by_id["x"]][1].tolist() == [1.0, 1.0]
 
 
 def test_constructing_reads_no_image(store):

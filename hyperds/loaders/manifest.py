@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -60,7 +61,7 @@ def read_manifest(source: Any, columns: Sequence[str] | None, split: str | None 
             "pyarrow Table of frames (anything with to_arrow())"
         )
     if columns is None:
-        return table.combine_chunks()
+        return table.combine_chunks()  # one chunk per column: see column()
     missing = [c for c in columns if c not in table.column_names]
     if missing:
         raise LoaderError(
@@ -68,6 +69,12 @@ def read_manifest(source: Any, columns: Sequence[str] | None, split: str | None 
             "select them in the view or query, or choose another target/unit"
         )
     return table.select(list(columns)).combine_chunks()
+
+
+def column(table: pa.Table, name: str) -> pa.Array:
+    """A column of a combined table as one Array, without copying it again."""
+    chunked = table.column(name)
+    return chunked.chunk(0) if chunked.num_chunks == 1 else chunked.combine_chunks()
 
 
 def _csr_offsets(parents: np.ndarray, n: int) -> np.ndarray:
@@ -132,15 +139,22 @@ class Classes:
 def frame_classes(labels: pa.Array, classes: Classes) -> tuple[np.ndarray, np.ndarray]:
     """(offsets [n+1], class ids): the distinct classes of each frame's labels, as a CSR list."""
     n = len(labels)
-    ids = classes.ids(pc.list_flatten(labels))
-    parents = pc.list_parent_indices(labels).to_numpy(zero_copy_only=False)
+    labels = pc.fill_null(labels, pa.scalar([], labels.type)) if labels.null_count else labels
+    offsets = labels.offsets.to_numpy().astype(np.int64)
+    ids = classes.ids(labels.values.slice(offsets[0], offsets[-1] - offsets[0]))
+    offsets -= offsets[0]
     keep = ids >= 0
-    ids, parents = ids[keep], parents[keep]
-    if classes.merges:
+    if not keep.all():  # labels outside the label map / class list: drop them, shift the offsets
+        kept_before = np.zeros(len(ids) + 1, np.int64)
+        np.cumsum(keep, out=kept_before[1:])
+        ids, offsets = ids[keep], kept_before[offsets]
+    if classes.merges:  # two labels of one frame may now be the same class
         width = classes.count + 1
+        parents = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
         pairs = np.unique(parents * width + ids)
-        parents, ids = pairs // width, pairs % width
-    return _csr_offsets(parents, n), ids
+        ids = pairs % width
+        offsets = _csr_offsets(pairs // width, n)
+    return offsets, ids
 
 
 @dataclass
@@ -180,16 +194,11 @@ def boxes(annotations: pa.Array, classes: Classes, keep: pc.Expression | None) -
 
 
 def sequences(seq_id: pa.Array, frame_num: pa.Array | None) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets [s+1], frame rows): the frames of each seq_id burst by frame_num; a frame without seq_id alone."""
+    """(offsets [s+1], frame rows): bursts in seq_id order, frames by frame_num; a frame without seq_id is alone."""
     n = len(seq_id)
-    encoded = pc.dictionary_encode(seq_id.cast(pa.string()))
-    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-    alone = codes < 0
-    codes[alone] = len(encoded.dictionary) + np.arange(int(alone.sum()))
-    order_key = (
-        pc.fill_null(frame_num, 0).to_numpy(zero_copy_only=False) if frame_num is not None else np.zeros(n, np.int64)
-    )
-    rows = np.lexsort((order_key, codes))
-    sorted_codes = codes[rows]
-    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]]) if n else np.zeros(0, np.int64)
-    return np.r_[starts, n].astype(np.int64), rows.astype(np.int64)
+    num = pl.Series(frame_num).fill_null(0) if frame_num is not None else pl.zeros(n, eager=True)
+    frames = pl.DataFrame({"seq": pl.Series(seq_id.cast(pa.string())), "num": num}).with_row_index("row")
+    frames = frames.sort(["seq", "num", "row"], nulls_last=True)
+    seq = frames["seq"]
+    starts = (seq != seq.shift(1)).fill_null(True) | seq.is_null()
+    return np.r_[np.flatnonzero(starts.to_numpy()), n].astype(np.int64), frames["row"].to_numpy().astype(np.int64)

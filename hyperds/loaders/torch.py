@@ -133,12 +133,12 @@ class FrameDataset(Dataset):
         if columns is not None and len(roots) > 1:
             columns.append("dataset")
         table = manifest.read_manifest(source, columns, split)
-        self._frame_ids = table.column("frame_id").combine_chunks()
-        self._uris = table.column("uri").combine_chunks()
+        self._frame_ids = manifest.column(table, "frame_id")
+        self._uris = manifest.column(table, "uri")
         self._root_of_row = None  # which of self._roots each row resolves against, when there are several
         if len(roots) > 1:
             names = pa.array(list(roots), pa.string())
-            position = pc.index_in(table.column("dataset").combine_chunks(), value_set=names)
+            position = pc.index_in(manifest.column(table, "dataset"), value_set=names)
             self._root_of_row = pc.fill_null(position, 0).to_numpy(zero_copy_only=False).astype(np.int32)
         self._rows = table if callable(target) else None
         self.classes: list[str] | None = None
@@ -190,14 +190,14 @@ class FrameDataset(Dataset):
         self._boxes: manifest.Boxes | None = None
         self._class_offsets = self._class_ids = None
         if uses_boxes:
-            annotations = table.column("annotations").combine_chunks()
+            annotations = manifest.column(table, "annotations")
             observed = pc.list_flatten(annotations).field("label") if not (label_map or classes) else pa.array([], pa.string())
             mapping = manifest.Classes.build(label_map, classes, observed)
             self._boxes = manifest.boxes(annotations, mapping, box_filter)
             self.classes = mapping.names
             self.num_classes = mapping.count
         elif not callable(self.target):
-            labels = table.column("labels").combine_chunks()
+            labels = manifest.column(table, "labels")
             observed = pc.list_flatten(labels) if not (label_map or classes) else pa.array([], pa.string())
             mapping = manifest.Classes.build(label_map, classes, observed)
             self._class_offsets, self._class_ids = manifest.frame_classes(labels, mapping)
@@ -207,8 +207,8 @@ class FrameDataset(Dataset):
                 self._require_one_class()
         self._seq_offsets = self._seq_rows = None
         if self.unit == "sequence":
-            frame_num = table.column("frame_num").combine_chunks() if "frame_num" in table.column_names else None
-            self._seq_offsets, self._seq_rows = manifest.sequences(table.column("seq_id").combine_chunks(), frame_num)
+            frame_num = manifest.column(table, "frame_num") if "frame_num" in table.column_names else None
+            self._seq_offsets, self._seq_rows = manifest.sequences(manifest.column(table, "seq_id"), frame_num)
         self._length = {
             "frame": n,
             "crop": len(self._boxes.frame) if self._boxes is not None else 0,
