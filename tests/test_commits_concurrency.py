@@ -30,7 +30,8 @@ WORKERS, COMMITS = 8, 50
 def _initial(shared: list[str], private: list[str]) -> list[dict]:
     return [
         {"frame_id": f, "uri": f"file:///img/{f}.jpg",
-         "annotations": [{"ann_id": f"{f}:0", "label": "lion", "source_kind": "model", "source": "md", "confidence": 0.5},
+         "annotations": [{"ann_id": f"{f}:0", "label": "lion", "source_kind": "model", "source": "md",
+                          "confidence": 0.5},
                          {"ann_id": f"{f}:1", "label": "zebra", "bbox": [0.1, 0.1, 0.3, 0.3]}]}
         for f in shared + private
     ]

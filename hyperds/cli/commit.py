@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--format", choices=FORMATS, default="table")
         p.add_argument("--output", help="file for --format parquet")
         p.set_defaults(func=_history if name == "history" else _blame)
-    p = sub.add_parser("log", help="list the commits of a dataset", description="List commits of DATASET, oldest first.")
+    p = sub.add_parser("log", help="list the commits of a dataset", description="List commits of DATASET, oldest first")
     p.add_argument("dataset")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--output", help="file for --format parquet")

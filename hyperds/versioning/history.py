@@ -234,18 +234,23 @@ def commits(table: FrameTable) -> pl.DataFrame:
 
 
 def history(table: FrameTable, frame_id: str) -> pl.DataFrame:
-    """Every annotation event of one frame, oldest first, with its commit's message."""
+    """Every annotation event of one frame, oldest first, with its commit's message (up to a pinned version)."""
     flt = f"dataset = {sql_literal(table.name)} AND frame_id = {sql_literal(frame_id)}"
+    if table._pinned is not None:
+        flt += f" AND version <= {int(table._pinned)}"
     events = _catalog_frame(table, EVENTS, EVENTS_SCHEMA, flt, ["commit_id", "frame_id", "ann_id"])
+    if events.height == 0:
+        table.get(frame_id)  # FrameNotFoundError for a frame the dataset never held
     messages = commits(table).select("commit_id", "message")
     return events.join(messages, on="commit_id", how="left").sort("version", "ann_id").drop("dataset")
 
 
 def blame(table: FrameTable, frame_id: str) -> pl.DataFrame:
     """Who set each current label of a frame, when and why (commit message, or the import's source)."""
-    current = flatten_annotations(pa.table({"annotations": [table.get(frame_id)["annotations"]]}).cast(
-        pa.schema([("annotations", pa.list_(ANNOTATION_TYPE))])
-    ))
+    row = table.to_arrow(columns=["annotations"], filter=f"frame_id = {sql_literal(frame_id)}")
+    if row.num_rows == 0:
+        table.get(frame_id)  # raises FrameNotFoundError, naming how to list frame ids
+    current = flatten_annotations(row)
     events = history(table, frame_id)
     label_set = (pl.col("op") == "add") | (
         pl.col("after").struct.field("label").ne_missing(pl.col("before").struct.field("label"))
