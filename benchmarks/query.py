@@ -171,7 +171,8 @@ def main() -> None:
     store = hyperds.connect(args.store)
     name = f"frames_{args.n}"
     ds = make_dataset(store, name, args.n)
-    if not args.no_side and open_annotation_table(ds, ds.version) is None:
+    fresh = all(open_annotation_table(ds, ds.version, t) is not None for t in ("annotations", "label_counts"))
+    if not args.no_side and not fresh:
         t0 = time.perf_counter()
         build_annotation_table(ds)
         print(f"annotation side table built in {time.perf_counter() - t0:.1f} s", file=sys.stderr)

@@ -70,11 +70,13 @@ class Query:
     # -- running -------------------------------------------------------------------------------
     def to_arrow(self, columns: list[str] | None = None) -> pa.Table:
         """Matching frames, ordered by ORDER BY (then frame_id), or by frame_id; LIMIT/OFFSET applied."""
-        out = list(columns) if columns is not None else self.output_columns
-        self._check_columns(out)
+        lds = self._lance()  # one snapshot for the whole read
+        names = lds.schema.names
+        out = list(columns) if columns is not None else [c.name for c in self.statement.select or []] or names
+        self._check_columns(out, names)
         st = self.statement
         order = [k.column.name for k in st.order]
-        table = self._scan(_unique(["frame_id"] + out + order))
+        table = self._scan(lds, _unique(["frame_id"] + out + order))
         table = table.take(_order(table, st)) if table.num_rows else table
         if st.offset or st.limit is not None:
             table = table.slice(st.offset, st.limit)
@@ -123,8 +125,7 @@ class Query:
         return "\n".join(lines)
 
     # -- internals -----------------------------------------------------------------------------
-    def _check_columns(self, names: list[str]) -> None:
-        have = self.table.schema.names
+    def _check_columns(self, names: list[str], have: list[str]) -> None:
         unknown = [n for n in names if n not in have]
         if unknown:
             close = difflib.get_close_matches(unknown[0], have, n=3, cutoff=0.6)
@@ -137,14 +138,13 @@ class Query:
     def _lance(self) -> lance.LanceDataset:
         return self.table.lance()
 
-    def _scan(self, columns: list[str]) -> pa.Table:
+    def _scan(self, lds: lance.LanceDataset, columns: list[str]) -> pa.Table:
         """`columns` (frame_id first, plus what the residual reads) of the rows passing the pushed
         filter and the residual, filtered batch by batch as they stream.
 
         When the annotation side table matches the version read, it answers the annotation terms
         it can (a set of frame ids) and only the rest of the residual is evaluated here.
         """
-        lds = self._lance()
         pushdown, residual, ids = self.plan.pushdown, self.plan.residual, None
         side = open_annotation_table(self.table, lds.version) if self.plan.side else None
         if side is not None:
@@ -192,6 +192,8 @@ def _unique(names: list[str]) -> list[str]:
 
 def _order(table: pa.Table, st: Statement) -> pa.Array:
     """Row order: ORDER BY keys (NULLs sort as the smallest value), then frame_id."""
+    if not st.order:
+        return pc.sort_indices(table.column("frame_id"))
     keys = dict.fromkeys(k.column.name for k in st.order)
     desc = {}
     for k in st.order:
