@@ -386,3 +386,12 @@ def test_view_over_real_camtrap_dp_sample(store, sample_data):
                        label_map=mapping, split=("deployment", [("train", 0.75), ("val", 0.25)], 1))
     assert len(v) == len(exp) > 0 and v.digest == ref.digest(exp)
     assert v.classes == ["duck", "rat"] and set(v.to_polars(["split"])["split"]) == {"train", "val"}
+
+
+def test_select_with_order_and_limit_keeps_its_frames_in_frame_id_order(store, ds):
+    v = store.create_view("last5", "SELECT frame_id FROM cams ORDER BY frame_id DESC LIMIT 5", datasets=["cams"]).publish()
+    ids = sorted(r["frame_id"] for r in _rows(ds))[-5:]
+    assert v.frame_ids().to_pylist() == ids and v.to_arrow().column("uri").to_pylist() == [
+        f"s3://bucket/f{int(i[1:])}.jpg" for i in ids
+    ]
+    assert v.query == "SELECT frame_id FROM cams ORDER BY frame_id DESC LIMIT 5"

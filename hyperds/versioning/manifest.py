@@ -59,8 +59,12 @@ class ViewSpec:
     split: SplitSpec | None = None
 
 
-def resolve(store: Store, spec: ViewSpec, pins: dict[str, int], columns: Sequence[str] | None = None) -> pa.Table:
-    """The manifest of `spec` with each dataset read at its pinned Lance version; `columns` projects it."""
+def resolve(store: Store, spec: ViewSpec, pins: dict[str, int], columns: Sequence[str] | None = None,
+            handles: dict[str, lance.LanceDataset] | None = None) -> pa.Table:
+    """The manifest of `spec` with each dataset read at its pinned Lance version; `columns` projects it.
+
+    `handles` caches the opened pinned datasets between calls (their index caches stay warm).
+    """
     frame_cols = None if columns is None else [c for c in columns if c not in DERIVED]
     if frame_cols is not None:
         frame_cols = list(dict.fromkeys(["frame_id", *frame_cols]))
@@ -69,9 +73,14 @@ def resolve(store: Store, spec: ViewSpec, pins: dict[str, int], columns: Sequenc
         if spec.split is not None:
             frame_cols.append(spec.split.by)
         frame_cols = list(dict.fromkeys(frame_cols))
-    parts = [_resolve_dataset(store, spec, name, pins[name], frame_cols) for name in sorted(spec.datasets)]
+    handles = {} if handles is None else handles
+    wanted = None if columns is None else set(columns)
+    # the derived key columns cost a string column each: skip them when neither asked for nor needed
+    keys = wanted is None or len(spec.datasets) > 1 or len(spec.queries) > 1 or spec.split is not None or bool(
+        wanted & {"dataset", "subquery", "weight"})
+    parts = [_resolve_dataset(store, spec, name, pins[name], frame_cols, handles, keys) for name in sorted(spec.datasets)]
     table = parts[0] if len(parts) == 1 else pa.concat_tables(parts, promote_options="permissive")
-    table = _derive(table, spec, None if columns is None else set(columns))
+    table = _derive(table, spec, wanted)
     if columns is None:
         front = ["dataset", "frame_id"]
         rest = [c for c in table.column_names if c not in front and c not in DERIVED]
@@ -79,9 +88,10 @@ def resolve(store: Store, spec: ViewSpec, pins: dict[str, int], columns: Sequenc
     return table.select(list(columns))
 
 
-def _resolve_dataset(store: Store, spec: ViewSpec, name: str, version: int, columns: list[str] | None) -> pa.Table:
+def _resolve_dataset(store: Store, spec: ViewSpec, name: str, version: int, columns: list[str] | None,
+                     handles: dict[str, lance.LanceDataset], keys: bool = True) -> pa.Table:
     try:
-        handle = store.open_lance(name, version=version)
+        handle = handles.get(name) or store.open_lance(name, version=version)
     except (StoreError, ValueError, OSError) as exc:
         if name not in store.datasets():
             raise IntegrityError(f"dataset {name!r} pinned at version {version} no longer exists in {store.uri}") from exc
@@ -89,23 +99,25 @@ def _resolve_dataset(store: Store, spec: ViewSpec, name: str, version: int, colu
             f"dataset {name!r}: pinned Lance version {version} no longer exists (removed outside hyperds, "
             f"e.g. by a Lance cleanup that ignored the view's tag): {exc}"
         ) from exc
+    handles[name] = handle
     pinned = _PinnedTable(store, name, version, handle)
     tables = []
     for sub in spec.queries:
         query = Query(pinned, sub.sql)
-        cols = list(query.table.schema.names) if columns is None else columns
-        t = query.to_arrow(cols)
-        tables.append(t.append_column("subquery", _constant(sub.name, t.num_rows)))
-    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
-    ids = pl.Series(table.column("frame_id").combine_chunks())
-    if len(tables) > 1:
-        first = ids.is_first_distinct()
-        if not first.all():
-            table = table.filter(first.to_arrow())
-            ids = ids.filter(first)
-    if not ids.is_sorted():
-        table = table.take(pc.sort_indices(table.column("frame_id")))
-    return table.add_column(0, "dataset", _constant(name, table.num_rows))
+        t = query.to_arrow(list(pinned.schema.names) if columns is None else columns)
+        if query.statement.order:  # results come in frame_id order unless the query orders them otherwise
+            t = t.take(_frame_id_order(t))
+        tables.append(t.append_column("subquery", _constant(sub.name, t.num_rows)) if keys else t)
+    table = tables[0]
+    if len(tables) > 1:  # a frame belongs to the first sub-query that selects it
+        table = pa.concat_tables(tables)
+        table = table.filter(pl.Series(table.column("frame_id").combine_chunks()).is_first_distinct().to_arrow())
+        table = table.take(_frame_id_order(table))
+    return table.add_column(0, "dataset", _constant(name, table.num_rows)) if keys else table
+
+
+def _frame_id_order(table: pa.Table) -> pa.Array:
+    return pl.Series(table.column("frame_id").combine_chunks()).arg_sort().to_arrow()
 
 
 class _PinnedTable(FrameTable):

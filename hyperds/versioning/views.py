@@ -144,6 +144,7 @@ class View:
         self.message: str | None = row["message"]
         self._parent: str | None = row["parent"]
         self._manifest: pa.Table | None = None
+        self._handles: dict[str, Any] = {}  # pinned Lance datasets, opened once per published view
 
     def __repr__(self) -> str:
         extra = f", {self.frame_count} frames" if self.published else ""
@@ -216,7 +217,7 @@ class View:
         if self._manifest is not None:
             table = self._manifest if cols is None else self._manifest.select(cols)
         else:
-            table = resolve(self.store, self.spec, self._pins_now(), cols)
+            table = resolve(self.store, self.spec, self._pins_now(), cols, self._handles if self.published else None)
             if cols is None and self.published:
                 self._manifest = table
         if split is not None:
