@@ -87,7 +87,7 @@ def _check_predict(store, tmp_path):
     assert remote.commits().height == commits + 1
     assert _model_anns(remote).equals(_model_anns(local))
 
-    # a published view as the source: only its frames get predictions; the class form runs as actors
+    # a published view as the source: only its frames get predictions; the class form runs as an actor
     class Model:
         def __call__(self, batch: pa.Table) -> pl.DataFrame:
             return pl.from_arrow(brightness_model(batch))
@@ -95,7 +95,7 @@ def _check_predict(store, tmp_path):
     small = store.create_dataset("small")
     small.ingest(str(root), layout=LAYOUT, progress=False)
     view = store.create_view("thumbs", "width < 1000", datasets=["small"]).publish(version="1.0", author="t")
-    res = distributed.predict(store.view("thumbs", "1.0"), Model, model=MODEL, batch_size=8, concurrency=2)
+    res = distributed.predict(store.view("thumbs", "1.0"), Model, model=MODEL, batch_size=8, concurrency=1)
     thumbs = _model_anns(local).filter(pl.col("frame_id").str.contains("/serengeti/"))
     assert res.added == 24 == len(view) and _model_anns(small).equals(thumbs)
 
