@@ -18,7 +18,15 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import DatasetNotFoundError, IntegrityError, ViewError, ViewExistsError, ViewImmutableError, ViewNotFoundError
+from ..errors import (
+    DatasetNotFoundError,
+    IntegrityError,
+    ViewError,
+    ViewExistsError,
+    ViewImmutableError,
+    ViewNotFoundError,
+)
+from ..frames.table import sql_literal
 from . import catalog as cat
 from .diff import DIFF_COLUMNS, ViewDiff, diff_manifests
 from .labelmap import LabelMap
@@ -89,8 +97,6 @@ def list_views(store: Store) -> pa.Table:
 
 def runs(store: Store, view: str | None = None, version: str | None = None) -> pa.Table:
     """Recorded runs, oldest first, optionally of one view (and version)."""
-    from ..frames.table import sql_literal
-
     clauses = [f"{col} = {sql_literal(val)}" for col, val in (("view", view), ("version", version)) if val is not None]
     handle = cat.existing(store, cat.RUNS)
     if handle is None:
@@ -226,9 +232,11 @@ class View:
         return table
 
     def to_polars(self, columns: Sequence[str] | None = None, split: str | None = None) -> pl.DataFrame:
+        """to_arrow() as a polars DataFrame."""
         return pl.from_arrow(self.to_arrow(columns, split))
 
     def frame_ids(self, split: str | None = None) -> pa.Array:
+        """The view's frame ids in manifest order (resolves only frame_id and what the definition needs)."""
         return self.to_arrow(["frame_id"], split).column("frame_id").combine_chunks()
 
     def __len__(self) -> int:
