@@ -395,3 +395,25 @@ def test_select_with_order_and_limit_keeps_its_frames_in_frame_id_order(store, d
         f"s3://bucket/f{int(i[1:])}.jpg" for i in ids
     ]
     assert v.query == "SELECT frame_id FROM cams ORDER BY frame_id DESC LIMIT 5"
+
+
+def test_views_on_s3_pin_lock_and_clean_up_the_same_way(s3_bucket, s3_storage_options):
+    bucket, _ = s3_bucket
+    st = hyperds.connect(f"s3://{bucket}/store", storage_options=s3_storage_options)
+    d = st.create_dataset("cams")
+    d.add_frames(_frames(30))
+    v = st.create_view("s3v", "array_has(labels, 'lion')", datasets=["cams"]).publish()
+    assert v.digest == ref.digest(ref.manifest({"cams": _rows(d)}, [("default", _has("lion"))]))
+    state = _state(st)
+    with pytest.raises(ViewExistsError):
+        st.view("s3v", "draft").publish("1.0")
+    views = st.open_lance("_views")
+    views.tags.create("view.s3v.1.1", views.version)  # a concurrent publisher holding 1.1
+    with pytest.raises(ViewExistsError, match="another process"):
+        st.view("s3v", "draft").publish("1.1")
+    views.tags.delete("view.s3v.1.1")
+    assert _state(st) == state
+    d.add_frames(_frames(5, prefix="z"))
+    st.cleanup(older_than=dt.timedelta(0))
+    reopened = hyperds.view("s3v", store=hyperds.connect(f"s3://{bucket}/store", storage_options=s3_storage_options))
+    assert reopened.verify().ok and reopened.frame_ids().to_pylist() == v.frame_ids().to_pylist()
