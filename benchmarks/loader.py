@@ -15,6 +15,7 @@ import argparse
 import io
 import multiprocessing
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -51,20 +52,22 @@ def _pillow(path: Path, draft: bool) -> np.ndarray:
     if draft:
         w, h = im.size
         im.draft("RGB", (w * SIZE // min(w, h), h * SIZE // min(w, h)))
-    im = ImageOps.exif_transpose(im.convert("RGB"))
+    im = im.convert("RGB")
+    ImageOps.exif_transpose(im, in_place=True)  # no copy when there is nothing to turn
     w, h = im.size
     im = im.resize((round(w * SIZE / min(w, h)), round(h * SIZE / min(w, h))), Image.Resampling.BILINEAR)
     left, top = (im.width - SIZE) // 2, (im.height - SIZE) // 2
     return np.asarray(im.crop((left, top, left + SIZE, top + SIZE)))
 
 
-def pillow_rate(paths: list[Path], draft: bool) -> float:
+def pillow_rate(paths: list[Path], draft: bool) -> tuple[float, float]:
+    """(images/s, CPU ms per image) decoding `paths` one after another in this process."""
     for p in paths[:2]:
         _pillow(p, draft)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for p in paths:
         _pillow(p, draft)
-    return len(paths) / (time.perf_counter() - start)
+    return len(paths) / (time.perf_counter() - start), (time.process_time() - cpu) * 1e3 / len(paths)
 
 
 # -- (b), (c), (d) through DataLoader ----------------------------------------------------------
@@ -101,17 +104,38 @@ class NaiveS3Dataset(Dataset):
         return TRANSFORM(im), 0
 
 
-def loader_rate(dataset: Dataset, workers: int, epochs: int, warm_up: bool = True) -> float:
+def _process_tree_cpu(exclude: int | None) -> float:
+    """CPU seconds of this process plus its live children (DataLoader workers), `exclude` (moto) left out."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    total = own.ru_utime + own.ru_stime
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path("/proc/self/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            if int(pid) == exclude:
+                continue
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+def loader_rate(dataset: Dataset, workers: int, epochs: int, moto: int, warm_up: bool = True) -> tuple[float, float]:
+    """(images/s, CPU ms per image of this process and its workers) through a DataLoader.
+
+    CPU per image hardly depends on what else the machine runs; images/s does.
+    """
     loader = DataLoader(dataset, batch_size=16, num_workers=workers, persistent_workers=workers > 0)
-    if warm_up:  # one epoch to start workers and open file systems
+    if warm_up:  # one epoch: workers started, file systems opened, page cache warm
         for _ in loader:
             pass
-    start, n = time.perf_counter(), 0
+    start, cpu, n = time.perf_counter(), _process_tree_cpu(moto), 0
     for _ in range(epochs):
         for images, _ in loader:
             assert images.shape[1:] == (3, SIZE, SIZE)
             n += len(images)
-    return n / (time.perf_counter() - start)
+    return n / (time.perf_counter() - start), (_process_tree_cpu(moto) - cpu) * 1e3 / n
 
 
 # -- moto --------------------------------------------------------------------------------------
@@ -135,7 +159,7 @@ def _moto() -> tuple[subprocess.Popen, str]:
 
 
 def _pillow_worker(paths: list[Path], out) -> None:
-    out.put(pillow_rate(paths, True))
+    out.put(pillow_rate(paths, True)[0])
 
 
 def pillow_rate_parallel(paths: list[Path], processes: int) -> float:
@@ -258,26 +282,30 @@ def image_rows(args: argparse.Namespace) -> list[str]:
             keys = [f"{bucket}/{name}/{p.name}" for p in epoch]
             mb = sum(p.stat().st_size for p in paths) / len(paths) / 1e6
             label = f"{name} ({len(paths)} files, {mb:.2f} MB avg, {len(epoch)}/epoch)"
-            full, draft = pillow_rate(epoch, False), pillow_rate(epoch, True)
-            local = loader_rate(FrameDataset(_Manifest([str(p) for p in epoch]), transform=TRANSFORM), args.workers, args.epochs)
-            s3 = loader_rate(
+            (full, full_ms), (draft, draft_ms) = pillow_rate(epoch, False), pillow_rate(epoch, True)
+            local, local_ms = loader_rate(
+                FrameDataset(_Manifest([str(p) for p in epoch]), transform=TRANSFORM), args.workers, args.epochs, proc.pid
+            )
+            s3, s3_ms = loader_rate(
                 FrameDataset(_Manifest([f"s3://{k}" for k in keys]), transform=TRANSFORM, storage_options={"endpoint_url": endpoint}),
                 args.workers,
                 args.epochs,
+                proc.pid,
             )
             # The naive loader is slow: one pass over at most 48 images, worker start-up included.
-            naive = loader_rate(NaiveS3Dataset(keys[:48], endpoint), args.workers, 1, warm_up=False)
+            naive, naive_ms = loader_rate(NaiveS3Dataset(keys[:48], endpoint), args.workers, 1, proc.pid, warm_up=False)
             parallel = pillow_rate_parallel(epoch, args.workers)
             ceiling = get_ceiling(client, bucket, [k.split("/", 1)[1] for k in keys])
             w = args.workers
             rows += [
-                f"{label} | (a) Pillow decode, 1 process, full      | {full:7.1f} img/s",
-                f"{label} | (a) Pillow decode, 1 process, draft()   | {draft:7.1f} img/s",
-                f"{label} | (a) Pillow decode, draft(), {w} processes at once, per process | {parallel:7.1f} img/s",
-                f"{label} | (b) FrameDataset+DataLoader local, {w} workers | {local:7.1f} img/s | {local / w:6.1f}/worker = "
-                f"{local / w / draft:4.2f}x draft (1 process), {local / w / parallel:4.2f}x draft ({w} at once)",
-                f"{label} | (c) FrameDataset+DataLoader moto S3, {w} workers | {s3:7.1f} img/s | {s3 / naive:5.1f}x naive",
-                f"{label} | (d) naive S3 Dataset, {w} workers         | {naive:7.1f} img/s",
+                f"{label} | (a) Pillow decode, 1 process, full      | {full:7.1f} img/s | {full_ms:5.1f} ms CPU/img",
+                f"{label} | (a) Pillow decode, 1 process, draft()   | {draft:7.1f} img/s | {draft_ms:5.1f} ms CPU/img",
+                f"{label} | (a) Pillow decode, draft(), {w} processes at once | {parallel:7.1f} img/s per process",
+                f"{label} | (b) FrameDataset+DataLoader local, {w} workers | {local:7.1f} img/s | {local_ms:5.1f} ms CPU/img | "
+                f"per worker {local / w / draft:4.2f}x draft (1 process), {local / w / parallel:4.2f}x ({w} at once); "
+                f"CPU efficiency {draft_ms / local_ms:4.2f}x draft",
+                f"{label} | (c) FrameDataset+DataLoader moto S3, {w} workers | {s3:7.1f} img/s | {s3_ms:5.1f} ms CPU/img | {s3 / naive:5.1f}x naive",
+                f"{label} | (d) naive S3 Dataset, {w} workers         | {naive:7.1f} img/s | {naive_ms:5.1f} ms CPU/img",
                 f"{label} | (e) moto GET ceiling, 16 threads          | {ceiling:7.1f} obj/s",
             ]
             print("\n".join(rows[-7:]), flush=True)
