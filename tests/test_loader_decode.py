@@ -147,3 +147,13 @@ def test_random_transforms_follow_their_generator():
     assert run(1).shape == (4, 3, 32, 32)
     normalized = T.Normalize([0.5, 0.5, 0.5], [0.25, 0.25, 0.25])(torch.full((3, 2, 2), 0.75))
     assert torch.allclose(normalized, torch.ones(3, 2, 2))
+
+
+def test_to_tensor_float_and_uint8():
+    pixels = np.random.default_rng(1).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    img = Image.fromarray(pixels)
+    raw = T.ToTensor(torch.uint8)(img)
+    assert raw.dtype == torch.uint8 and torch.equal(raw, torch.from_numpy(pixels).permute(2, 0, 1))
+    scaled = T.ToTensor()(img.convert("L"))  # grayscale comes out as three equal channels
+    assert scaled.shape == (3, 5, 7) and scaled.dtype == torch.float32
+    assert torch.allclose(scaled[0], torch.from_numpy(np.asarray(img.convert("L"), np.float32) / 255))
