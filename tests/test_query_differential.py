@@ -8,6 +8,7 @@ by the reference below, which knows nothing of the engine.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import operator
 import re
@@ -146,7 +147,10 @@ frame_leaf = (
     | st.tuples(st.just("count"), st.none() | ann_cond, st.sampled_from(sorted(OPS)), st.integers(0, 3))
     | st.tuples(st.just("flag"))
 )
-query_tree = boolean_tree(frame_leaf)
+# a few top-level AND terms, so annotation functions often stand alone (the side-table path)
+query_tree = st.lists(frame_leaf | boolean_tree(frame_leaf), min_size=1, max_size=3).map(
+    lambda terms: functools.reduce(lambda x, y: ("and", x, y), terms)
+)
 
 
 # -- rendering to SQL --------------------------------------------------------------------------
