@@ -1,0 +1,8 @@
+"""Query layer: SQL over a dataset's frames and annotations (parse → validate → plan → run).
+
+`Dataset.query(sql)` returns a lazy `Query`; `Store.sql(sql)` runs analytic SELECTs (analytic.py).
+"""
+
+from .query import Query
+
+__all__ = ["Query"]
