@@ -34,6 +34,15 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 
+def __getattr__(name: str) -> object:
+    # View is imported on first use: it pulls in the query engine, which plain imports do not need.
+    if name == "View":
+        from .versioning.views import View
+
+        return View
+    raise AttributeError(f"module 'hyperds' has no attribute {name!r}")
+
+
 def view(name: str, version: str | None = None, store: Store | str | os.PathLike[str] | None = None) -> View:
     """Open view `name` at `version` (None: the latest published) in `store` (default: $HYPERDS_STORE)."""
     handle = store if isinstance(store, Store) else connect(store)
@@ -56,6 +65,7 @@ __all__ = [
     "SelectionError",
     "SourceFormatError",
     "Store",
+    "View",
     "ViewError",
     "ViewExistsError",
     "ViewImmutableError",
