@@ -1,7 +1,8 @@
 """Views at scale: open a published view, resolve its frame ids vs the same pinned Lance query, diff versions.
 
-Median of --repeat warm runs (3x as many, alternating with Lance, for resolving frame ids). Ratio = hyperds time / Lance time (target <= 1.2 for resolving frame ids;
-Lance returns them unsorted, the view in frame_id order). Uses its own store (it appends frames).
+Median of --repeat warm runs (3x as many, alternating with Lance, for resolving frame ids).
+Ratio = hyperds time / Lance time (target <= 1.2 for resolving frame ids; Lance returns them
+unsorted, the view in frame_id order). Uses its own store (it appends frames).
 
     python benchmarks/views.py --n 1000000 [--store benchmarks/.data/views] [--repeat 5]
 """

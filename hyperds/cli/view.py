@@ -99,8 +99,8 @@ def _create(args: argparse.Namespace) -> int:
         weights = {k: float(w) for k, w in _pairs(args.weight, "--weight").items()}
         split = None
         if args.split_by:
-            split = {"by": args.split_by, "fractions": {k: float(f) for k, f in _pairs(args.split.split(","), "--split").items()},
-                     "seed": args.seed}
+            fractions = {k: float(f) for k, f in _pairs(args.split.split(","), "--split").items()}
+            split = {"by": args.split_by, "fractions": fractions, "seed": args.seed}
     except ValueError as exc:
         raise ViewError(f"weights and split fractions must be numbers: {exc}") from exc
     label_map = None

@@ -276,7 +276,8 @@ class View:
         """What changed from `other` (a version of this view, or any view) to this one."""
         old = other if isinstance(other, View) else open_view(self.store, self.name, other)
         return diff_manifests(
-            old.to_arrow(DIFF_COLUMNS), self.to_arrow(DIFF_COLUMNS), f"{old.name} {old.version}", f"{self.name} {self.version}"
+            old.to_arrow(DIFF_COLUMNS), self.to_arrow(DIFF_COLUMNS),
+            f"{old.name} {old.version}", f"{self.name} {self.version}",
         )
 
     # -- editing and publishing --------------------------------------------------------------
