@@ -157,3 +157,28 @@ def test_to_tensor_float_and_uint8():
     scaled = T.ToTensor()(img.convert("L"))  # grayscale comes out as three equal channels
     assert scaled.shape == (3, 5, 7) and scaled.dtype == torch.float32
     assert torch.allclose(scaled[0], torch.from_numpy(np.asarray(img.convert("L"), np.float32) / 255))
+
+
+def test_crop_of_a_large_jpeg_decodes_at_reduced_scale_but_large_enough(store):
+    """A 400x300-pixel box of a 2048x1536 JPEG, wanted at 32x32: decoded smaller, never below 32x32."""
+    box = (600, 500, 1000, 800)  # pixel x0, y0, x1, y1 on the upright image
+    ds = store.create_dataset("bigcrop", root=str(EDGE))
+    bbox = [box[0] / 2048, box[1] / 1536, (box[2] - box[0]) / 2048, (box[3] - box[1]) / 1536]
+    ds.add_frames([{"frame_id": "e", "uri": BASE, "annotations": [{"label": "elephant", "bbox": bbox}]}])
+    seen = []
+
+    class Record:
+        def draft_size(self, w, h):
+            return (32, 32)
+
+        def __call__(self, img):
+            seen.append(img.size)
+            return T.Compose([T.Resize((32, 32)), T.ToTensor()])(img)
+
+    frames = FrameDataset(ds, unit="crop", transform=Record())
+    crop, _ = frames[0]
+    (w, h), = seen
+    assert 32 <= w < 400 and 32 <= h < 300  # drafted (1/8 scale gives 50x38), still enough for 32x32
+    full = Image.open(EDGE / BASE).convert("RGB").crop(box).resize((32, 32), Image.Resampling.BOX)
+    expected = torch.from_numpy(np.asarray(full, np.float32) / 255).permute(2, 0, 1)
+    assert (crop - expected).abs().mean() < 0.05
