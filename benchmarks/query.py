@@ -196,7 +196,7 @@ def main() -> None:
         engines = {"lance": lambda s=spec: run_lance(ds, s["lance"]),
                    "polars/parquet": lambda s=spec: s["polars"](pl.scan_parquet(parquet)).collect()}
         if con is not None:
-            engines["duckdb/parquet"] = lambda s=spec: con.execute(s["duckdb"]).to_arrow_table()
+            engines["duckdb/parquet"] = lambda s=spec: con.sql(s["duckdb"]).to_arrow_table()
         row = {"query": qname, "N": args.n, "hits": len(want), "hyperds ms": round(t_h * 1e3, 1)}
         for engine, fn in engines.items():
             t, got = timed(fn, args.repeat)

@@ -160,12 +160,15 @@ def test_float32_fields_compare_at_stored_precision(store):
         assert ids(ds.query(f"any_annotation({cond})")) == ["a"], cond
 
 
-def test_side_table_kept_per_version_and_fallback(ds):
+def test_side_table_kept_per_version_and_fallback(ds, monkeypatch):
+    from hyperds.query import Query
     from hyperds.query.sidecar import build_annotation_table
+
+    monkeypatch.setattr(Query, "nested_limit", 0)  # use the side table even when the pushdown keeps few frames
 
     q = "site = 'S1' AND any_annotation(label = 'lion' AND confidence >= 0.9)"
     v1 = ds.version
-    assert "side table: none for frames version" in ds.query(q).explain()
+    assert "side table: not used for frames version" in ds.query(q).explain()
     build_annotation_table(ds)
     assert "built from frames version" in ds.query(q).explain()
     assert ids(ds.query(q)) == ["f01"]
@@ -174,9 +177,18 @@ def test_side_table_kept_per_version_and_fallback(ds):
 
     ds.add_frames([_frame(9, "S1", dt.datetime(2024, 3, 6, tzinfo=UTC), [{"label": "lion", "confidence": 1.0}])])
     stale = ds.query(q)
-    assert "side table: none for frames version" in stale.explain()  # new version: nested-list scan
+    assert "side table: not used for frames version" in stale.explain()  # new version: nested-list scan
     assert ids(stale) == ["f01", "f09"]
     pinned = ds.at(v1).query(q)  # the old version keeps its own side table
     assert "built from frames version" in pinned.explain() and ids(pinned) == ["f01"]
     build_annotation_table(ds)
     assert ids(ds.query(q)) == ["f01", "f09"] and ids(ds.at(v1).query(q)) == ["f01"]
+
+
+def test_side_table_skipped_when_pushdown_is_selective(ds):
+    from hyperds.query.sidecar import build_annotation_table
+
+    build_annotation_table(ds)
+    q = ds.query("site = 'S2' AND any_annotation(label = 'zebra')")
+    assert "side table: not used" in q.explain() and ids(q) == ["f04"]
+    assert "built from frames version" in ds.query("any_annotation(label = 'zebra')").explain()

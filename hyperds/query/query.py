@@ -1,7 +1,8 @@
 """Query: a parsed, validated, planned selection of a dataset's frames, run lazily.
 
 Construction reads only the schema (so errors come before any data is read); every result method
-runs the Lance scan with the pushed filter, then the exact residual, then order and limit.
+runs the Lance scan with the pushed filter, then the exact residual (annotation terms answered by
+the side table when one matches the version and pays), then order and limit.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import QueryError
+from ..frames.table import sql_literal
 from . import ast as a
 from .parse import Statement, parse
-from ..frames.table import sql_literal
 from .plan import Plan, SideTerm, plan
 from .residual import CMP, mask
 from .sidecar import open_annotation_table
@@ -33,6 +34,10 @@ _IN_LIST_LIMIT = 500
 
 class Query:
     """Frames of `table` selected by `text` (a boolean expression or SELECT … FROM <dataset> …)."""
+
+    # When the pushdown alone keeps at most this many frames, scanning their nested annotation
+    # lists is cheaper than asking the side table (tunable; 0 = always use a side table built).
+    nested_limit: int = 50_000
 
     def __init__(self, table: FrameTable, text: str):
         self.table = table
@@ -108,9 +113,10 @@ class Query:
             f"prefilter: {p.prefilter or '(none)'}",
             f"residual:  {residual}",
         ]
-        side = open_annotation_table(self.table, lds.version) if p.side else None
+        side = self._side_table(lds)
         if p.side and side is None:
-            lines.append(f"side table: none for frames version {lds.version}; annotation terms scan nested lists")
+            lines.append(f"side table: not used for frames version {lds.version} (none built for it, or the "
+                         f"pushdown keeps at most {self.nested_limit} frames); annotation terms scan nested lists")
         elif side is not None:
             left = p.without_side()
             lines.append(f"side table: annotations side table (built from frames version {lds.version}) answers:")
@@ -135,6 +141,15 @@ class Query:
     def _residual_columns(self) -> list[str]:
         return sorted(a.frame_columns(self.plan.residual)) if self.plan.residual is not None else []
 
+    def _side_table(self, lds: lance.LanceDataset) -> lance.LanceDataset | None:
+        """The side table for this version, when it pays: not when the pushdown alone keeps few frames."""
+        if not self.plan.side:
+            return None
+        side = open_annotation_table(self.table, lds.version)
+        if side is not None and self.plan.pushdown and lds.count_rows(filter=self.plan.pushdown) <= self.nested_limit:
+            return None
+        return side
+
     def _lance(self) -> lance.LanceDataset:
         return self.table.lance()
 
@@ -146,7 +161,7 @@ class Query:
         it can (a set of frame ids) and only the rest of the residual is evaluated here.
         """
         pushdown, residual, ids = self.plan.pushdown, self.plan.residual, None
-        side = open_annotation_table(self.table, lds.version) if self.plan.side else None
+        side = self._side_table(lds)
         if side is not None:
             ids = _side_frames(side, self.plan.side)
             residual = self.plan.without_side()
