@@ -37,7 +37,7 @@ class Query:
 
     # When the pushdown alone keeps at most this many frames, scanning their nested annotation
     # lists is cheaper than asking the side table (tunable; 0 = always use a side table built).
-    nested_limit: int = 50_000
+    nested_limit: int = 5_000
 
     def __init__(self, table: FrameTable, text: str):
         self.table = table

