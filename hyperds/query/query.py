@@ -166,39 +166,42 @@ class Query:
             ids = _side_frames(side, self.plan.side)
             residual = self.plan.without_side()
             if residual is None and pushdown is None and columns == ["frame_id"]:
-                return pa.table({"frame_id": ids})
+                return pa.table({"frame_id": pc.unique(ids)})
             if len(ids) <= _IN_LIST_LIMIT:
                 id_filter = f"frame_id IN ({', '.join(sql_literal(i) for i in ids.to_pylist())})" if len(ids) else "false"
                 pushdown = f"({pushdown}) AND ({id_filter})" if pushdown else id_filter
                 ids = None
-        if residual is None and ids is None:
-            return lds.to_table(columns=columns, filter=pushdown)
-        if residual is not None:
-            columns = _unique(columns + sorted(a.frame_columns(residual)))
-        scanner = lds.scanner(columns=columns, filter=pushdown)
-        kept = []
-        for batch in scanner.to_batches():
-            keep = mask(residual, batch)
-            if ids is not None:
-                keep = pc.and_(keep, pc.is_in(batch.column("frame_id"), value_set=ids))
-            kept.append(batch.filter(keep))
-        return pa.Table.from_batches(kept, schema=scanner.projected_schema)
+        if residual is None:
+            table = lds.to_table(columns=columns, filter=pushdown)
+        else:
+            scanner = lds.scanner(columns=_unique(columns + sorted(a.frame_columns(residual))), filter=pushdown)
+            kept = [b.filter(mask(residual, b)) for b in scanner.to_batches()]
+            table = pa.Table.from_batches(kept, schema=scanner.projected_schema)
+        return table if ids is None else table.filter(_member(table.column("frame_id"), ids))
+
+
+def _member(values: pa.ChunkedArray, ids: pa.Array) -> pa.Array:
+    """values ∈ ids, hashing the smaller side (a few scanned frames against many side-table ids)."""
+    values = values.combine_chunks()
+    if len(values) < len(ids):
+        ids = pc.filter(ids, pc.is_in(ids, value_set=pc.unique(values)))
+    return pc.is_in(values, value_set=ids)
 
 
 def _side_frames(side: lance.LanceDataset, terms: tuple[SideTerm, ...]) -> pa.Array:
-    """Sorted frame ids meeting every side term (count of matching annotations `op` n)."""
+    """Frame ids meeting every side term (count of matching annotations `op` n); may repeat."""
     ids = None
     for term in terms:
         hits = side.to_table(columns=["frame_id"], filter=term.filter).column("frame_id")
         if (term.op, term.n) == (">=", 1):
-            found = pc.unique(hits)
+            found = hits
         else:
             counts = pc.value_counts(hits)
             ok = CMP[term.op](counts.field("counts"), term.n)
             found = pc.filter(counts.field("values"), ok)
         found = found.combine_chunks() if isinstance(found, pa.ChunkedArray) else found
         ids = found if ids is None else pc.filter(ids, pc.is_in(ids, value_set=found))
-    return pc.take(ids, pc.sort_indices(ids))
+    return ids
 
 
 def _unique(names: list[str]) -> list[str]:
