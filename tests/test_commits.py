@@ -13,7 +13,7 @@ from hyperds.errors import ConflictError, CorrectionError
 from hyperds.versioning.changes import apply_changes, normalize_changes
 from hyperds.versioning.commits import _try_write
 from hyperds.versioning.history import commit_properties
-from hyperds.versioning.rows import read_rows
+from hyperds.versioning.rows import locate_rows, take_rows
 
 MODEL = "MegaDetector v5a"
 
@@ -259,11 +259,12 @@ def test_lost_catalog_write_is_rebuilt_from_transaction_properties(ds):
                {"op": "review", "frame_id": "f1", "ann_id": "f1:0", "status": "reject", "note": "empty"}]
     ref = ds.commit(changes, author="dana", message="ref")
     lost = ds.store.open_lance("cams")
-    rows = read_rows(lost, ["f0", "f1"])
+    where = locate_rows(lost, ["f0", "f1"])
+    rows = take_rows(lost, where)
     changes2 = [dict(c, label="caracal") if c["op"] == "relabel" else dict(c, ann_id="f1:1") for c in changes]
     after = apply_changes(rows, normalize_changes(changes2), "erin", dt.datetime.now(dt.UTC))
     props = commit_properties("lostcommit", "erin", "crashed", dt.datetime.now(dt.UTC), None)
-    committed = _try_write(lost, after, props)
+    committed = _try_write(lost, where, after, props)
     assert committed is not None and committed.version == lost.version + 1
     log = ds.commits()
     assert log["commit_id"].to_list() == [ref.commit_id, "lostcommit"]

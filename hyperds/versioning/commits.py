@@ -18,15 +18,16 @@ import uuid
 from typing import TYPE_CHECKING
 
 import lance
+import lance.fragment
+import numpy as np
 import polars as pl
 import pyarrow as pa
 from lance.commit import CommitConflictError
 
 from ..errors import ConflictError, CorrectionError, HyperdsError
-from ..frames.table import _INDEXED_MERGE_LIMIT
 from .changes import ChangeInput, apply_changes, assign_ann_ids, normalize_changes, validate_changes
 from .history import commit_properties, record
-from .rows import read_rows
+from .rows import locate_rows, read_rows, take_rows
 
 if TYPE_CHECKING:
     from ..frames.table import FrameTable
@@ -97,10 +98,11 @@ def commit(
     frame_ids = df["frame_id"].unique().to_list()
     for attempt in range(1, _MAX_ATTEMPTS + 1):
         ds = table.store.open_lance(table.name)
-        rows = read_rows(ds, frame_ids)
+        where = locate_rows(ds, frame_ids)
+        rows = take_rows(ds, where)
         _check_revisions(rows, expected)
         after = apply_changes(rows, df, author.strip(), now, source_kind)
-        committed = _try_write(ds, after, props)
+        committed = _try_write(ds, where, after, props)
         if committed is not None:
             break
         time.sleep(random.uniform(*_BACKOFF_S))
@@ -178,19 +180,26 @@ def _check_revisions(rows: pa.Table, expected: pl.DataFrame) -> None:
         )
 
 
-def _try_write(ds: lance.LanceDataset, after: pa.Table, props: dict) -> lance.LanceDataset | None:
-    """Commit the updated rows as one transaction based on `ds.version`; None if a concurrent write won."""
-    builder = (
-        ds.merge_insert("frame_id")
-        .when_matched_update_all(condition="target.revision = source.revision - 1")
-        .conflict_retries(0)
+def _try_write(ds: lance.LanceDataset, where: pa.Table, after: pa.Table, props: dict) -> lance.LanceDataset | None:
+    """Replace the rows at `where` by `after` in one Update transaction based on `ds.version`.
+
+    The old rows get deletion vectors and the new ones one new fragment, so the cost follows the rows changed.
+    Returns None, having made nothing visible, if a concurrent commit changed a fragment this one touches.
+    """
+    addresses = np.asarray(where.column("_rowaddr"), dtype=np.uint64)
+    fragments = addresses >> np.uint64(32)
+    updated, removed = [], []
+    for fragment_id in np.unique(fragments).tolist():
+        listed = ",".join(map(str, addresses[fragments == fragment_id].tolist()))
+        meta = ds.get_fragment(fragment_id).delete(f"_rowaddr IN ({listed})")
+        (removed.append(fragment_id) if meta is None else updated.append(meta))
+    operation = lance.LanceOperation.Update(
+        removed_fragment_ids=removed,
+        updated_fragments=updated,
+        new_fragments=lance.fragment.write_fragments(after, ds),
+        update_mode="rewrite_rows",
     )
-    if after.num_rows > _INDEXED_MERGE_LIMIT:
-        builder = builder.use_index(False)
-    tx, stats = builder.execute_uncommitted(after)
-    if stats["num_updated_rows"] != after.num_rows:  # cannot happen at a fixed version; retry to be safe
-        return None
-    tx.transaction_properties = props
+    tx = lance.Transaction(read_version=ds.version, operation=operation, transaction_properties=props)
     try:
         return lance.LanceDataset.commit(ds, tx, max_retries=0)
     except CommitConflictError as exc:

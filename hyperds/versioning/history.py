@@ -214,8 +214,8 @@ def _rebuild(table: FrameTable, version: int, tx: lance.Transaction) -> None:
     paths = {f.path for frag in tx.operation.new_fragments for f in frag.files}
     touched = [frag for frag in after_ds.get_fragments() if any(f.path in paths for f in frag.metadata.files)]
     ids = pa.concat_tables([frag.to_table(columns=["frame_id"]) for frag in touched]).column("frame_id")
-    after = read_rows(after_ds, ids.to_pylist()).sort_by("frame_id")
-    before = read_rows(table.store.open_lance(table.name, version=version - 1), ids.to_pylist()).sort_by("frame_id")
+    after = read_rows(after_ds, ids.to_pylist())
+    before = read_rows(table.store.open_lance(table.name, version=version - 1), ids.to_pylist())
     record(table, tx.transaction_properties, version, before, after)
     log.warning("%s: rebuilt the history of commit %s (frames version %d)", table.name, tx.uuid, version)
 

@@ -1,11 +1,13 @@
-"""Read whole frame rows by frame_id from one Lance version: index lookups for few ids, one scan for many.
+"""Find and read whole frame rows by frame_id in one Lance version, at a cost that follows the ids asked for.
 
-Cost follows the number of ids asked for, plus one frame_id column scan above `_LOOKUP_LIMIT` ids.
+Few ids: BTREE lookups, `_CHUNK` ids per query (one long IN list plans slowly) on a few threads. Many ids
+(relative to the table): one frame_id column scan. Rows are then taken by row id, in chunks on threads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import lance
 import pyarrow as pa
@@ -13,17 +15,42 @@ import pyarrow.compute as pc
 
 from ..frames.table import sql_literal
 
-_LOOKUP_LIMIT = 2_000  # up to here one `frame_id IN (...)` filter served by the BTREE index
+_CHUNK = 250
+_THREADS = 4
+_ROWS_PER_LOOKUP = 300  # one index lookup costs about as much as scanning this many frame_ids
+
+
+def _chunked(fn: Callable[[list], pa.Table], items: list, schema: pa.Schema, size: int = _CHUNK) -> pa.Table:
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    if len(chunks) <= 1:
+        return fn(chunks[0]) if chunks else schema.empty_table()
+    with ThreadPoolExecutor(min(_THREADS, len(chunks))) as pool:
+        return pa.concat_tables(list(pool.map(fn, chunks)))
+
+
+def locate_rows(ds: lance.LanceDataset, frame_ids: Sequence[str]) -> pa.Table:
+    """frame_id, _rowid and _rowaddr of the rows whose frame_id is in `frame_ids`, sorted by frame_id."""
+    ids = sorted(set(frame_ids))
+    options = {"columns": ["frame_id"], "with_row_id": True, "with_row_address": True}
+    if len(ids) * _ROWS_PER_LOOKUP <= ds.count_rows():
+
+        def lookup(chunk: list[str]) -> pa.Table:
+            return ds.to_table(filter="frame_id IN (" + ", ".join(sql_literal(i) for i in chunk) + ")", **options)
+
+        schema = pa.schema([("frame_id", pa.string()), ("_rowid", pa.uint64()), ("_rowaddr", pa.uint64())])
+        keys = _chunked(lookup, ids, schema)
+    else:
+        keys = ds.to_table(**options)
+        keys = keys.filter(pc.is_in(keys.column("frame_id"), pa.array(ids, pa.string())))
+    return keys.sort_by("frame_id")
+
+
+def take_rows(ds: lance.LanceDataset, where: pa.Table) -> pa.Table:
+    """The whole rows `locate_rows` found, in its order."""
+    row_ids = where.column("_rowid").combine_chunks().to_pylist() if where.num_rows else []
+    return _chunked(ds._take_rows, row_ids, ds.schema, max(_CHUNK, -(-len(row_ids) // _THREADS)))
 
 
 def read_rows(ds: lance.LanceDataset, frame_ids: Sequence[str]) -> pa.Table:
-    """The rows of `ds` whose frame_id is in `frame_ids` (each at most once; unknown ids are absent)."""
-    ids = sorted(set(frame_ids))
-    if not ids:
-        return ds.schema.empty_table()
-    if len(ids) <= _LOOKUP_LIMIT:
-        return ds.to_table(filter="frame_id IN (" + ", ".join(sql_literal(i) for i in ids) + ")")
-    keys = ds.to_table(columns=["frame_id"], with_row_id=True)
-    mask = pc.is_in(keys.column("frame_id"), pa.array(ids, pa.string()))
-    row_ids = pc.filter(keys.column("_rowid"), mask)
-    return ds._take_rows(row_ids)
+    """The rows of `ds` whose frame_id is in `frame_ids`, sorted by frame_id (unknown ids are absent)."""
+    return take_rows(ds, locate_rows(ds, frame_ids))
