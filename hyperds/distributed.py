@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import fsspec
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,6 +22,7 @@ from .errors import HyperdsError
 from .frames.headers import DEFAULT_BLOCK, read_headers
 from .frames.table import FrameTable
 from .frames.uris import resolve_uris
+from .fsio import without_secrets
 from .loaders.manifest import read_manifest
 from .versioning.predictions import PredictionResult, check_model
 
@@ -145,14 +147,26 @@ def predict(
 
 
 class _HeaderBatch:
-    """Reads the headers of one batch of objects inside a Ray worker, keeping each row's position."""
+    """Reads the headers of one batch of objects inside a Ray worker, keeping each row's position.
+
+    It carries the file system's protocol and options without secrets, never the file system
+    itself: each worker reopens it with credentials from its own environment.
+    """
 
     def __init__(self, fs: Any, hash: bool, block_size: int, threads: int):
-        self.fs, self.hash, self.block_size, self.threads = fs, hash, block_size, threads
+        protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+        self.protocol, self.options = protocol, without_secrets(dict(fs.storage_options))
+        self.hash, self.block_size, self.threads = hash, block_size, threads
+        self._fs: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_fs": None}
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        if self._fs is None:
+            self._fs = fsspec.filesystem(self.protocol, skip_instance_cache=True, **self.options)
         out = read_headers(
-            self.fs, batch.column("path").to_pylist(), batch.column("size").to_pylist(),
+            self._fs, batch.column("path").to_pylist(), batch.column("size").to_pylist(),
             hash=self.hash, block_size=self.block_size, threads=self.threads,
         )
         return out.append_column("_i", batch.column("_i"))

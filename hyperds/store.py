@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from .errors import DatasetExistsError, DatasetNotFoundError, StoreError
 from .frames.schema import frames_schema
+from .fsio import without_secrets
 
 if TYPE_CHECKING:
     import polars as pl
@@ -31,8 +32,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_STORE = Path.home() / ".hyperds" / "store"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-# storage_options keys that hold secrets: never pickled, never logged.
-_SECRET_KEYS = re.compile(r"secret|token|password|session", re.IGNORECASE)
 
 
 def default_store_uri() -> str:
@@ -76,9 +75,7 @@ class Store:
     def __reduce__(self) -> tuple[Any, ...]:
         # A pickled store (e.g. inside a DataLoader worker under spawn) never carries secrets:
         # credentials come back from the environment or a named profile.
-        public = {k: v for k, v in self.storage_options.items() if not _SECRET_KEYS.search(k)}
-        public.pop("aws_access_key_id", None)
-        return (Store, (self.uri, public))
+        return (Store, (self.uri, without_secrets(self.storage_options)))
 
     # -- low level -------------------------------------------------------------------------
     def table_uri(self, name: str) -> str:

@@ -125,3 +125,16 @@ def test_predict_checks_model_and_target_before_any_work(store):
         distributed.predict(pa.table({"frame_id": ["a"], "uri": ["b"]}), brightness_model, model=MODEL)
     assert distributed._target(ds.query("width > 10"), None).name == "x"
     assert distributed._target(ds.at(ds.version), None).version == ds.version
+
+
+def test_ray_header_batch_pickles_without_secrets(s3_server):
+    import pickle
+
+    import s3fs
+
+    from hyperds.distributed import _HeaderBatch
+
+    fs = s3fs.S3FileSystem(key="AKIDEXAMPLE", secret="SUPERSECRET-RAY", endpoint_url=s3_server, skip_instance_cache=True)
+    blob = pickle.dumps(_HeaderBatch(fs, hash=False, block_size=65536, threads=2))
+    assert b"SUPERSECRET-RAY" not in blob and b"AKIDEXAMPLE" not in blob
+    assert pickle.loads(blob).options["endpoint_url"] == s3_server

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import IngestError
+from ..fsio import s3fs_options
 from .bursts import DEFAULT_GAP_S, assign_bursts
 from .headers import DEFAULT_BLOCK, read_headers
 from .normalize import parse_timestamps
@@ -44,16 +45,6 @@ HeaderReader = Callable[[Any, list[str], list[int]], pa.Table]
 _FIELD = re.compile(r"\{([^{}]*)\}")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PROBLEMS = {"uri": pl.String, "problem": pl.String, "reason": pl.String}
-_S3_KEYS = {
-    "aws_access_key_id": "key", "access_key_id": "key",
-    "aws_secret_access_key": "secret", "secret_access_key": "secret",
-    "aws_session_token": "token", "session_token": "token",
-}
-_S3_CLIENT_KEYS = {
-    "aws_endpoint": "endpoint_url", "aws_endpoint_url": "endpoint_url", "endpoint": "endpoint_url",
-    "endpoint_url": "endpoint_url", "region": "region_name", "aws_region": "region_name",
-}
-
 
 @dataclasses.dataclass
 class IngestReport:
@@ -88,26 +79,12 @@ class IngestReport:
         return "\n".join(lines)
 
 
-def fsspec_options(storage_options: dict[str, Any] | None) -> dict[str, Any]:
-    """Store-style S3 options (aws_endpoint, aws_access_key_id, region, ...) as s3fs arguments."""
-    out: dict[str, Any] = {}
-    client: dict[str, Any] = {}
-    for key, value in (storage_options or {}).items():
-        if key in _S3_KEYS:
-            out[_S3_KEYS[key]] = value
-        elif key in _S3_CLIENT_KEYS:
-            client[_S3_CLIENT_KEYS[key]] = value
-        elif key not in ("allow_http",):
-            out[key] = value
-    if client:
-        out["client_kwargs"] = {**out.get("client_kwargs", {}), **client}
-    return out
-
-
-def source_filesystem(uri: str, storage_options: dict[str, Any] | None = None) -> tuple[Any, str]:
+def source_filesystem(
+    uri: str, storage_options: dict[str, Any] | None = None, threads: int = 16
+) -> tuple[Any, str]:
     """The fsspec filesystem holding `uri` and the path of `uri` inside it."""
     protocol = uri.split("://", 1)[0] if "://" in uri else "file"
-    options = fsspec_options(storage_options) if protocol in ("s3", "s3a") else dict(storage_options or {})
+    options = s3fs_options(storage_options or {}, threads) if protocol in ("s3", "s3a") else dict(storage_options or {})
     try:
         fs, path = fsspec.core.url_to_fs(uri, **options)
     except (ImportError, ValueError, TypeError) as exc:
@@ -215,7 +192,7 @@ def ingest(
     table._require_writable()
     pattern, fields = compile_layout(layout) if layout else (None, [])
     _check_tz(tz)
-    fs, root = source_filesystem(uri, storage_options)
+    fs, root = source_filesystem(uri, storage_options, threads)
     listing = _list(fs, root)
     todo, problems = _candidates(listing, layout, pattern, fields)
     todo, already, changed = _unseen(todo, _existing(table, fs.unstrip_protocol(root)))

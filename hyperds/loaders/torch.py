@@ -25,7 +25,8 @@ from ..errors import ImageLoadError, LoaderError
 from ..frames.uris import resolve_uris
 from . import manifest
 from .decode import DECODE_ERRORS, decode_rgb
-from .fetch import Fetcher, split_protocol
+from ..fsio import split_protocol
+from .fetch import Fetcher
 
 log = logging.getLogger(__name__)
 
