@@ -147,3 +147,19 @@ def test_resolve_uris():
     assert resolve_uris(uris, "s3://bucket/root/").to_pylist()[2:4] == [
         "s3://bucket/root/media/x.jpg", "s3://bucket/root/media/y.jpg"]
     assert resolve_uris(uris, "/mnt/cams").to_pylist()[3] == "file:///mnt/cams/media/y.jpg"
+
+
+def test_parse_timestamps_zones_and_dates():
+    from hyperds.frames.normalize import parse_timestamps
+
+    got = parse_timestamps(
+        pa.array(["2024-03-01", "2024-03-01T06:30:00+02:00", "2021:04:11 20:43:09", "2024-03-01T06:30-0130", None]),
+        assume_tz="Europe/Brussels",
+    ).to_pylist()
+    assert [g.isoformat() if g else None for g in got] == [
+        "2024-02-29T23:00:00+00:00",  # a naive date is midnight in the assumed zone (CET, +01:00)
+        "2024-03-01T04:30:00+00:00",
+        "2021-04-11T18:43:09+00:00",  # EXIF style, CEST in April
+        "2024-03-01T08:00:00+00:00",
+        None,
+    ]

@@ -27,7 +27,8 @@ from .schema import (
 
 FrameInput = pa.Table | pa.RecordBatch | pl.DataFrame | Iterable[Mapping[str, Any]]
 
-_ZONED = r"(Z|z|[+-]\d{2}(:?\d{2})?)$"
+# A zone suffix only counts after a time of day: "2024-03-01" is a naive date, not offset -01.
+_ZONED = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|z|[+-]\d{2}(:?\d{2})?)$"
 
 
 def parse_timestamps(values: pa.Array | pa.ChunkedArray, assume_tz: str = "UTC") -> pa.Array:
