@@ -43,6 +43,18 @@ class Dataset(FrameTable):
 
         return Query(self, sql)
 
+    def optimize(self) -> int:
+        """Refresh the scalar indices and rebuild the annotation side tables for the latest version.
+
+        Queries on annotation fields then read the flattened, label-indexed side table instead of
+        scanning the nested lists; without it (any write makes it stale) they scan, still exactly.
+        """
+        from .query.sidecar import build_annotation_table
+
+        self._require_writable()
+        self.refresh_indices()
+        return build_annotation_table(self)
+
     # -- corrections and history (versioning.commits / versioning.history) -------------------
     def commit(
         self, changes: ChangeInput, author: str, message: str = "", based_on: int | None = None

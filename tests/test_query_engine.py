@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from hyperds.cli.main import main
+from hyperds.errors import SchemaError
 
 UTC = dt.UTC
 
@@ -192,3 +193,15 @@ def test_side_table_skipped_when_pushdown_is_selective(ds):
     q = ds.query("site = 'S2' AND any_annotation(label = 'zebra')")
     assert "side table: not used" in q.explain() and ids(q) == ["f04"]
     assert "built from frames version" in ds.query("any_annotation(label = 'zebra')").explain()
+
+
+def test_optimize_makes_queries_use_the_side_table(ds):
+    q = "any_annotation(label = 'zebra')"
+    before = ids(ds.query(q))
+    assert "side table: not used for frames version" in ds.query(q).explain()
+    version = ds.optimize()
+    assert version == ds.version  # indices were fresh: optimize wrote no new frames version
+    assert "built from frames version" in ds.query(q).explain()
+    assert ids(ds.query(q)) == before
+    with pytest.raises(SchemaError, match="read-only"):
+        ds.at(version).optimize()
