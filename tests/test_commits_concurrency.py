@@ -88,8 +88,9 @@ def test_sigkill_at_random_points_never_leaves_half_a_commit(tmp_path):
     for _ in range(kills):
         proc = subprocess.Popen([sys.executable, str(HERE / "commit_crasher.py"), uri, "cams"],
                                 stdout=subprocess.PIPE, text=True)
-        assert proc.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.0, 0.4))
+        word, seconds = proc.stdout.readline().split()
+        assert word == "ready"
+        time.sleep(rng.uniform(0.0, 3 * float(seconds)))  # aim inside the next few commits
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         proc.stdout.close()
@@ -108,5 +109,5 @@ def test_sigkill_at_random_points_never_leaves_half_a_commit(tmp_path):
             assert hist["message"].to_list() == [f"c{i}" for i in range(1, k + 1)]
             assert hist["after"].struct.field("label").to_list() == [f"c{i}" for i in range(1, k + 1)]
         markers.append(k)
-    assert markers[-1] >= kills // 2, f"too few commits landed between kills: {markers}"
+    assert markers[-1] >= kills, f"each writer commits once before it can be killed: {markers}"
     assert rebuilt >= 1, "no kill fell between a frames commit and its history writes"
