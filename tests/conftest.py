@@ -18,6 +18,16 @@ from hypothesis import HealthCheck, settings
 import hyperds
 
 DATA = Path(__file__).resolve().parents[1] / "examples" / "data"
+MD_JSON = DATA / "megadetector" / "expected_output_DRAFT.json"
+
+
+def run_cli(store: hyperds.Store, capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    """Run the `hyperds` console script on `store`; returns (exit status, stdout, stderr)."""
+    from hyperds.cli.main import main
+
+    code = main(["--store", store.uri, *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 settings.register_profile(
     "ci", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
@@ -96,3 +106,13 @@ def sample_data(tmp_path) -> Path:
     dst = tmp_path / "data"
     shutil.copytree(DATA, dst)
     return dst
+
+
+@pytest.fixture
+def md(store) -> hyperds.Dataset:
+    """Dataset "md": the real MegaDetector sample output imported into a temp store."""
+    from hyperds.frames.importers import import_megadetector
+
+    ds = store.create_dataset("md")
+    import_megadetector(ds, MD_JSON)
+    return ds

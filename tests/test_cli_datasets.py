@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+from conftest import run_cli
 
 from hyperds.cli.main import main
 
@@ -21,32 +22,26 @@ def filled(store):
     return store
 
 
-def _run(store, capsys, *argv):
-    code = main(["--store", store.uri, *argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_datasets_and_show(filled, capsys):
-    code, out, _ = _run(filled, capsys, "datasets")
+    code, out, _ = run_cli(filled, capsys, "datasets")
     assert code == 0 and re.search(r"cams\s+┆ 6\s+┆", out)
-    code, out, _ = _run(filled, capsys, "show", "cams")
+    code, out, _ = run_cli(filled, capsys, "show", "cams")
     assert code == 0 and "annotations by label" in out
     assert re.search(r"lion\s+┆ 4\s", out) and re.search(r"zebra\s+┆ 2\s", out)
-    code, out, _ = _run(filled, capsys, "show", "cams", "f3")
+    code, out, _ = run_cli(filled, capsys, "show", "cams", "f3")
     assert code == 0 and json.loads(out)["labels"] == ["zebra"]
 
 
 def test_show_unknown_frame_and_dataset(filled, capsys):
-    code, _, err = _run(filled, capsys, "show", "cams", "nope")
+    code, _, err = run_cli(filled, capsys, "show", "cams", "nope")
     assert code == 2 and "frame 'nope' is not in dataset 'cams'" in err
-    code, _, err = _run(filled, capsys, "show", "camz")
+    code, _, err = run_cli(filled, capsys, "show", "camz")
     assert code == 2 and "existing datasets: cams" in err
 
 
 def test_optimize_builds_side_tables(filled, capsys):
     version = filled.dataset("cams").version
-    code, out, _ = _run(filled, capsys, "optimize", "cams")
+    code, out, _ = run_cli(filled, capsys, "optimize", "cams")
     assert code == 0 and f"version {version}" in out
     assert "built from frames version" in filled.dataset("cams").query("any_annotation(label = 'lion')").explain()
 

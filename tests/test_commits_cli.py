@@ -6,25 +6,9 @@ import csv
 import json
 
 import pytest
-from conftest import DATA
+from conftest import MD_JSON, run_cli
 
 from hyperds.cli.main import main
-from hyperds.frames.importers.megadetector import import_megadetector
-
-MD_JSON = DATA / "megadetector" / "expected_output_DRAFT.json"
-
-
-@pytest.fixture
-def md(store):
-    ds = store.create_dataset("md")
-    import_megadetector(ds, MD_JSON)
-    return ds
-
-
-def _run(store, capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(["--store", store.uri, *argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _busiest_frame() -> tuple[str, int]:
@@ -45,23 +29,23 @@ def test_commit_csv_then_history_blame_log(md, tmp_path, capsys):
         w.writerow(["move", frame, f"{frame}:1", "", "[0.1, 0.2, 0.3, 0.4]", "", "", "0"])
         w.writerow(["review", frame, f"{frame}:2", "", "", "reject", "shadow", "0"])
     before = md.version
-    code, out, err = _run(md.store, capsys, "commit", "md", str(path), "--author", "ann", "-m", "first look")
+    code, out, err = run_cli(md.store, capsys, "commit", "md", str(path), "--author", "ann", "-m", "first look")
     assert code == 0, err
     assert f"md version {before} -> {before + 1}, 1 frame(s): 0 added, 2 updated, 0 deleted, 1 reviewed" in out
     row = md.get(frame)
     assert row["annotations"][0]["label"] == "kudu" and row["annotations"][2]["review_status"] == "rejected"
     assert row["annotations"][1]["bbox"] == pytest.approx([0.1, 0.2, 0.3, 0.4])
-    code, out, _ = _run(md.store, capsys, "history", "md", frame, "--format", "json")
+    code, out, _ = run_cli(md.store, capsys, "history", "md", frame, "--format", "json")
     events = [json.loads(line) for line in out.splitlines()]
     assert [(e["ann_id"].split(":")[-1], e["op"], e["author"]) for e in events] == [
         ("0", "update", "ann"), ("1", "update", "ann"), ("2", "review", "ann")]
     assert events[0]["label_before"] == "animal" and events[0]["label_after"] == "kudu"
     assert events[2]["note"] == "shadow" and events[2]["message"] == "first look"
-    code, out, _ = _run(md.store, capsys, "blame", "md", frame, "--format", "json")
+    code, out, _ = run_cli(md.store, capsys, "blame", "md", frame, "--format", "json")
     blame = [json.loads(line) for line in out.splitlines()]
     assert blame[0]["set_by"] == "ann" and blame[0]["why"] == "first look"
     assert blame[3]["source_kind"] == "model" and blame[3]["set_by"] == blame[3]["source"]
-    code, out, _ = _run(md.store, capsys, "log", "md", "--format", "csv")
+    code, out, _ = run_cli(md.store, capsys, "log", "md", "--format", "csv")
     log = list(csv.DictReader(out.splitlines()))
     assert [(r["author"], r["message"], r["version_after"]) for r in log] == [("ann", "first look", str(before + 1))]
 
@@ -70,18 +54,18 @@ def test_commit_json_conflict_and_bad_file(md, tmp_path, capsys):
     frame = md.to_arrow(columns=["frame_id"]).column("frame_id")[0].as_py()
     good = tmp_path / "add.json"
     good.write_text(json.dumps([{"op": "add", "frame_id": frame, "label": "aardvark", "bbox": [0, 0, 0.5, 0.5]}]))
-    assert _run(md.store, capsys, "commit", "md", str(good), "--author", "bo")[0] == 0
+    assert run_cli(md.store, capsys, "commit", "md", str(good), "--author", "bo")[0] == 0
     assert "aardvark" in md.get(frame)["labels"]
     version = md.version
     stale = tmp_path / "stale.jsonl"
     stale.write_text(json.dumps({"op": "add", "frame_id": frame, "label": "x", "revision": 0}) + "\n")
-    code, _, err = _run(md.store, capsys, "commit", "md", str(stale), "--author", "bo")
+    code, _, err = run_cli(md.store, capsys, "commit", "md", str(stale), "--author", "bo")
     assert code == 2 and "changed since they were read" in err and frame in err
     bad = tmp_path / "bad.txt"
     bad.write_text("op,frame_id\n")
-    code, _, err = _run(md.store, capsys, "commit", "md", str(bad), "--author", "bo")
+    code, _, err = run_cli(md.store, capsys, "commit", "md", str(bad), "--author", "bo")
     assert code == 2 and ".csv, .json or .jsonl" in err
-    code, _, err = _run(md.store, capsys, "commit", "md", str(good), "--author", " ")
+    code, _, err = run_cli(md.store, capsys, "commit", "md", str(good), "--author", " ")
     assert code == 2 and "author is empty" in err
     assert md.version == version
 

@@ -88,12 +88,14 @@ def test_sigkill_at_random_points_never_leaves_half_a_commit(tmp_path):
     for _ in range(kills):
         proc = subprocess.Popen([sys.executable, str(HERE / "commit_crasher.py"), uri, "cams"],
                                 stdout=subprocess.PIPE, text=True)
-        word, seconds = proc.stdout.readline().split()
-        assert word == "ready"
-        time.sleep(rng.uniform(0.0, 3 * float(seconds)))  # aim inside the next few commits
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-        proc.stdout.close()
+        try:  # the writer loops forever: never leave it running, whatever fails here
+            word, seconds = proc.stdout.readline().split()
+            assert word == "ready"
+            time.sleep(rng.uniform(0.0, 3 * float(seconds)))  # aim inside the next few commits
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            proc.stdout.close()
         ds = hyperds.connect(uri).dataset("cams")
         rebuilt += reconcile(ds)
         rows = ds.to_arrow().to_pylist()

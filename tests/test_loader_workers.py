@@ -10,7 +10,6 @@ import pickle
 from collections import Counter
 
 import pytest
-import torch
 from conftest import DATA
 from torch.utils.data import DataLoader, get_worker_info
 

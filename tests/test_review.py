@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import MD_JSON
 
 from hyperds.errors import QueryError, SelectionError
-from hyperds.frames.importers.megadetector import import_megadetector
 from hyperds.versioning.review import accept_query, queue_query
 from hyperds.versioning.select import select_frames
 
-from conftest import DATA
-
-MD_JSON = DATA / "megadetector" / "expected_output_DRAFT.json"
 THRESHOLD = 0.9  # the sample's best detection is 0.956, so the 0.98 default would accept nothing
 
 
@@ -33,13 +30,6 @@ def _expected(threshold: float) -> tuple[set[str], set[str]]:
 
 def _ids(ds, sql: str) -> set[str]:
     return set(ds.query(sql).frame_ids().to_pylist())
-
-
-@pytest.fixture
-def md(store):
-    ds = store.create_dataset("md")
-    import_megadetector(ds, MD_JSON)
-    return ds
 
 
 def test_queue_and_accepted_partition_the_frames_with_detections(md):

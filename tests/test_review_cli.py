@@ -5,24 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import DATA
+from conftest import MD_JSON, run_cli
 
 from hyperds.cli.main import main
-from hyperds.frames.importers.megadetector import import_megadetector
-
-MD_JSON = DATA / "megadetector" / "expected_output_DRAFT.json"
 
 
 @pytest.fixture
-def md_store(store):
-    import_megadetector(store.create_dataset("md"), MD_JSON)
+def md_store(store, md):
     return store
-
-
-def _run(store, capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(["--store", store.uri, *argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _confs() -> dict[str, list[float]]:
@@ -33,18 +23,18 @@ def _confs() -> dict[str, list[float]]:
 def test_review_accept_then_rerun(md_store, capsys):
     accepted = [f for f, c in _confs().items() if c and min(c) >= 0.9]
     n_dets = sum(len(_confs()[f]) for f in accepted)
-    code, out, _ = _run(md_store, capsys, "review", "accept", "md", "--threshold", "0.9")
+    code, out, _ = run_cli(md_store, capsys, "review", "accept", "md", "--threshold", "0.9")
     assert code == 0
     assert f"accepted {n_dets} detection(s) on {len(accepted)} frame(s) as auto:threshold=0.9" in out
     version = md_store.dataset("md").version
-    code, out, _ = _run(md_store, capsys, "review", "accept", "md", "--threshold", "0.9")
+    code, out, _ = run_cli(md_store, capsys, "review", "accept", "md", "--threshold", "0.9")
     assert code == 0 and "nothing to accept" in out
     assert md_store.dataset("md").version == version
 
 
 def test_review_queue_prints_and_stores_the_queue(md_store, capsys):
     queue = sorted(f for f, c in _confs().items() if c and min(c) < 0.9)
-    code, out, _ = _run(md_store, capsys, "review", "queue", "md", "--threshold", "0.9", "--format", "csv")
+    code, out, _ = run_cli(md_store, capsys, "review", "queue", "md", "--threshold", "0.9", "--format", "csv")
     assert code == 0
     assert f"draft view 'md-review-queue': {len(queue)} frame(s) to review" in out
     printed = [line.split(",")[0] for line in out.splitlines()[2:]]
@@ -52,7 +42,7 @@ def test_review_queue_prints_and_stores_the_queue(md_store, capsys):
 
 
 def test_select_is_deterministic(md_store, capsys):
-    runs = [_run(md_store, capsys, "select", "md", "-k", "5", "--strategy", "random", "--seed", "4", "--format", "csv")
+    runs = [run_cli(md_store, capsys, "select", "md", "-k", "5", "--strategy", "random", "--seed", "4", "--format", "csv")
             for _ in range(2)]
     assert runs[0] == runs[1]
     code, out, _ = runs[0]
@@ -67,7 +57,7 @@ def test_select_is_deterministic(md_store, capsys):
 )
 def test_bad_input_is_one_line_and_changes_nothing(md_store, capsys, argv):
     version = md_store.dataset("md").version
-    code, _, err = _run(md_store, capsys, *argv)
+    code, _, err = run_cli(md_store, capsys, *argv)
     assert code == 2 and err.startswith("hyperds: error:")
     assert md_store.dataset("md").version == version
 

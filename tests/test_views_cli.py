@@ -6,25 +6,9 @@ import json
 
 import lance
 import pytest
-from conftest import DATA
+from conftest import MD_JSON, run_cli
 
 from hyperds.cli.main import main
-from hyperds.frames.importers.megadetector import import_megadetector
-
-MD_JSON = DATA / "megadetector" / "expected_output_DRAFT.json"
-
-
-@pytest.fixture
-def md(store):
-    ds = store.create_dataset("md")
-    import_megadetector(ds, MD_JSON)
-    return ds
-
-
-def _run(store, capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(["--store", store.uri, *argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _confident_frames(threshold: float) -> int:
@@ -38,37 +22,37 @@ def test_view_lifecycle_from_the_command_line(store, md, capsys, tmp_path):
     expected = _confident_frames(0.8)
     mapping = tmp_path / "map.json"
     mapping.write_text(json.dumps({"animal": "wildlife"}))
-    code, out, err = _run(store, capsys, "view", "create", "animals", "-d", "md",
+    code, out, err = run_cli(store, capsys, "view", "create", "animals", "-d", "md",
                           "-q", "any_annotation(label = 'animal' AND confidence >= 0.8)",
                           "--label-map", str(mapping), "-m", "confident animals")
     assert code == 0, err
     assert f"{expected} frames now" in out
-    code, out, _ = _run(store, capsys, "view", "publish", "animals")
+    code, out, _ = run_cli(store, capsys, "view", "publish", "animals")
     assert code == 0 and f"published view 'animals' 1.0: {expected} frames" in out
     digest = store.view("animals", "1.0").digest
     assert digest in out
 
     md.commit([{"op": "add", "frame_id": md.to_arrow(["frame_id"]).column("frame_id")[0].as_py(), "label": "animal",
                 "confidence": 0.99, "bbox": [0.1, 0.1, 0.2, 0.2]}], author="cli-test", message="one more")
-    assert _run(store, capsys, "view", "publish", "animals", "--version", "1.5", "-m", "more")[0] == 0
-    code, out, _ = _run(store, capsys, "view", "list", "--format", "csv")
+    assert run_cli(store, capsys, "view", "publish", "animals", "--version", "1.5", "-m", "more")[0] == 0
+    code, out, _ = run_cli(store, capsys, "view", "list", "--format", "csv")
     assert code == 0 and out.count("animals,") == 3 and "1.5,published" in out
 
-    code, out, _ = _run(store, capsys, "view", "show", "animals", "--version", "1.0")
+    code, out, _ = run_cli(store, capsys, "view", "show", "animals", "--version", "1.0")
     assert code == 0 and digest in out and '"animal": "wildlife"' in out and "md@" in out
 
-    code, out, _ = _run(store, capsys, "view", "diff", "animals", "1.0", "1.5")
+    code, out, _ = run_cli(store, capsys, "view", "diff", "animals", "1.0", "1.5")
     n_added = store.view("animals", "1.5").frame_count - expected
     assert code == 0 and out.startswith(f"animals 1.0 -> animals 1.5: {n_added} added, 0 removed")
 
-    code, out, _ = _run(store, capsys, "view", "verify", "animals", "--version", "1.0")
+    code, out, _ = run_cli(store, capsys, "view", "verify", "animals", "--version", "1.0")
     assert code == 0 and "OK" in out
     lance.dataset(store.table_uri("_views")).update({"frame_count": "1"}, where="version = '1.0'")
-    code, out, _ = _run(store, capsys, "view", "verify", "animals", "--version", "1.0")
+    code, out, _ = run_cli(store, capsys, "view", "verify", "animals", "--version", "1.0")
     assert code == 1 and "FAILED" in out and "1 were recorded" in out
 
     store.view("animals", "1.5").record_run("run-7", {"epochs": 3})
-    code, out, _ = _run(store, capsys, "audit", "runs", "--view", "animals", "--format", "json")
+    code, out, _ = run_cli(store, capsys, "audit", "runs", "--view", "animals", "--format", "json")
     assert code == 0 and json.loads(out.strip())["run_id"] == "run-7"
 
 
@@ -87,7 +71,7 @@ def test_view_lifecycle_from_the_command_line(store, md, capsys, tmp_path):
 def test_cli_errors_are_one_line_messages_and_write_nothing(store, md, capsys, argv, message):
     store.create_view("known", "TRUE", datasets=["md"]).publish()
     before = store.views().to_pylist()
-    code, _, err = _run(store, capsys, *argv)
+    code, _, err = run_cli(store, capsys, *argv)
     assert code == 2 and message in err
     assert store.views().to_pylist() == before
 

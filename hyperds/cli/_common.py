@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 import polars as pl
@@ -27,7 +28,9 @@ def write_table(table: pa.Table | pl.DataFrame, fmt: str = "table", out: str | N
         return
     nested = [c for c, t in df.schema.items() if isinstance(t, (pl.List, pl.Struct, pl.Array))]
     if fmt == "csv":
-        df.with_columns(pl.col(c).map_elements(str, return_dtype=pl.String) for c in nested).write_csv(sys.stdout)
+        # CSV has no nested values: lists and structs become JSON text in their cell.
+        as_json = [pl.Series(c, [json.dumps(v, default=str) for v in df[c].to_list()], pl.String) for c in nested]
+        df.with_columns(as_json).write_csv(sys.stdout)
     elif fmt == "json":
         sys.stdout.write(df.write_ndjson())
     else:
