@@ -269,3 +269,18 @@ def test_view_over_local_and_s3_datasets_and_a_query(store, s3_bucket, s3_server
     query = store.dataset("west").query("site IN ('west0', 'west1')")
     queried = FrameDataset(query, target=FRAME_ID, storage_options={"endpoint_url": s3_server})
     assert sorted(t for _, t in queried.__getitems__(range(len(queried)))) == [f"west-{i}" for i in range(8) if i % 4 < 2]
+
+
+def test_record_run_when_asked(store):
+    ds = store.create_dataset("runs", root="/nonexistent/place")
+    ds.add_frames([{"frame_id": f"f{i}", "uri": f"{i}.jpg", "annotations": [{"label": "lion"}]} for i in range(3)])
+    view = store.create_view("lions", "array_has(labels, 'lion')", datasets=["runs"]).publish("1.0")
+    FrameDataset(view)  # not asked: nothing recorded
+    assert store.runs(view="lions").num_rows == 0
+    FrameDataset(view, record_run="train-42", run_info={"lr": 0.01})
+    runs = store.runs(view="lions", version="1.0")
+    assert runs["run_id"].to_pylist() == ["train-42"] and runs["digest"].to_pylist() == [view.digest]
+    info = runs["info"][0].as_py()
+    assert '"lr": 0.01' in info and '"samples": 3' in info
+    with pytest.raises(LoaderError, match="needs a published view"):
+        FrameDataset(ds, record_run="train-43")

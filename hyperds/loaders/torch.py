@@ -92,7 +92,8 @@ class FrameDataset(Dataset):
     seen, sorted. Relative URIs resolve against `root` (default: the source's root, or each of a
     view's datasets' own). `split` picks one split of a view.
     Constructing reads no image; with on_error='skip' unreadable frames are dropped and counted in
-    `skipped`, else they raise ImageLoadError naming the frame and its URI.
+    `skipped`, else they raise ImageLoadError naming the frame and its URI. `record_run="id"` records
+    in the store's `_runs` that run "id" trained on this (published) view version, with `run_info`.
     """
 
     def __init__(
@@ -113,8 +114,15 @@ class FrameDataset(Dataset):
         fetch_threads: int = 8,
         root: str | None = None,
         split: str | None = None,
+        record_run: str | None = None,
+        run_info: Mapping[str, Any] | None = None,
     ):
         self._check_arguments(target, unit, on_error, crop_padding, max_frames)
+        if record_run is not None and not callable(getattr(source, "record_run", None)):
+            raise LoaderError(
+                f"record_run={record_run!r} needs a published view as the source, not {type(source).__name__}; "
+                "publish a view and pass it (or drop record_run)"
+            )
         self.transform = transform
         self.target = target
         self.unit = unit
@@ -147,6 +155,9 @@ class FrameDataset(Dataset):
         if label_map is None:
             label_map = getattr(source, "label_map", None)  # a view carries its own
         self._build_indices(table, label_map, classes, box_filter)
+        if record_run is not None:  # in the constructing process only: workers get a pickled copy
+            info = {"unit": unit, "split": split, "samples": len(self), "classes": self.classes, **(run_info or {})}
+            source.record_run(record_run, info=info)
 
     # -- construction ----------------------------------------------------------------------
     @staticmethod
