@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import lance
-import lancedb
 import pyarrow as pa
 
 from .errors import DatasetExistsError, DatasetNotFoundError, StoreError
@@ -22,6 +21,7 @@ from .frames.schema import frames_schema
 from .fsio import without_secrets
 
 if TYPE_CHECKING:
+    import lancedb
     import polars as pl
 
     from .dataset import Dataset
@@ -63,6 +63,8 @@ class Store:
     def _db(self) -> lancedb.DBConnection:
         # Connected on first use, so a Store can be built (or unpickled in a worker) cheaply.
         if self._conn is None:
+            import lancedb  # on first use: it costs ~1 s of imports that loader workers never need
+
             try:
                 self._conn = lancedb.connect(self.uri, storage_options=self.storage_options or None)
             except (OSError, ValueError, RuntimeError) as exc:
