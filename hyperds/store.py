@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import lance
 import pyarrow as pa
 
-from .errors import DatasetExistsError, DatasetNotFoundError, StoreError
-from .frames.schema import frames_schema
+from .errors import DatasetExistsError, DatasetNotFoundError, SchemaError, StoreError
+from .frames.schema import CORE_NAMES, FRAMES_SCHEMA, frames_schema
 from .fsio import without_secrets
 
 if TYPE_CHECKING:
@@ -125,6 +125,12 @@ class Store:
                 return Dataset(self, name)
             raise DatasetExistsError(
                 f"dataset {name!r} already exists; open it with store.dataset({name!r}) or drop it first"
+            )
+        clash = [f.name for f in (schema or []) if f.name in CORE_NAMES and f.type != FRAMES_SCHEMA.field(f.name).type]
+        if clash:
+            raise SchemaError(
+                f"user column(s) {clash} redefine core frame columns with another type; "
+                "rename them (core columns: " + ", ".join(CORE_NAMES) + ")"
             )
         meta = {"hyperds.kind": "frames"}
         if root:

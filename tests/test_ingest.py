@@ -191,7 +191,8 @@ def test_ingest_bad_input_leaves_store_unchanged(store, tmp_path):
     ds = store.create_dataset("raw")
     (tmp_path / "x").mkdir()
     before = (ds.version, len(ds))
-    for bad in ("{site}/{frame_id}/{name}", "{site}/{si te}", "no/fields", "{site}/{site}"):
+    for bad in ("{site}/{frame_id}/{name}", "{site}/{si te}", "no/fields", "{site}/{site}",
+                "{site}/{camera_make}/{name}", "{path}/{camera}/{name}", "{site}/{source_size}/{name}"):
         with pytest.raises(IngestError, match="bad layout"):
             ds.ingest(str(tmp_path / "x"), layout=bad, progress=False)
     with pytest.raises(IngestError, match="nothing found"):
@@ -200,7 +201,17 @@ def test_ingest_bad_input_leaves_store_unchanged(store, tmp_path):
         ds.ingest(str(tmp_path / "x"), engine="spark")
     with pytest.raises(IngestError, match="time zone"):
         ds.ingest(str(tmp_path / "x"), tz="Mars/Olympus")
+    with pytest.raises(IngestError, match="burst gap must be >= 0"):
+        ds.ingest(str(tmp_path / "x"), burst_gap_s=-5, progress=False)
     assert (ds.version, len(ds)) == before
+
+
+def test_cli_ingest_failure_leaves_no_new_dataset(store, tmp_path, capsys):
+    (tmp_path / "x").mkdir()
+    code = main(["--store", store.uri, "ingest", str(tmp_path / "x"), "--dataset", "newds",
+                 "--layout", "{site}/{camera}/{width}", "--no-progress"])
+    assert code == 2 and "bad layout" in capsys.readouterr().err
+    assert "newds" not in store.datasets()
 
 
 def test_cli_ingest_over_s3(tmp_path, s3_bucket, s3_server, capsys):

@@ -33,6 +33,7 @@ BAD = [
     ("width * 2 > 3", "unsupported construct", "width * 2", []),
     ("lower(site) = 's1'", "unknown function lower()", "lower", []),
     ("site IN (SELECT site FROM cams)", "IN takes a list of literal values, not a subquery", "site IN", []),
+    ("site NOT IN ()", "IN () is empty", "site", []),
     ("SELECT frame_id FROM other WHERE width > 3", "FROM names 'other' but this query runs on dataset 'cams'",
      "other", []),
     ("SELECT site, count(*) FROM cams GROUP BY site", "unsupported in dataset queries: GROUP", "site<", []),

@@ -163,3 +163,27 @@ def test_parse_timestamps_zones_and_dates():
         "2024-03-01T08:00:00+00:00",
         None,
     ]
+
+
+def test_all_null_new_column_waits_for_a_typed_value(store):
+    ds = store.create_dataset("cams")
+    ds.add_frames([{"frame_id": "a", "uri": "a.jpg", "note2": None}])
+    assert "note2" not in ds.schema.names  # nothing to type it by, nothing lost
+    ds.add_frames([{"frame_id": "b", "uri": "b.jpg", "note2": "hello"}])
+    assert ds.schema.field("note2").type == pa.string() and ds.get("b")["note2"] == "hello"
+
+
+def test_readding_known_frames_writes_no_version(store):
+    ds = store.create_dataset("cams")
+    ds.add_frames(_frames(3))
+    version = ds.version
+    again = ds.add_frames(_frames(3))
+    with_column = ds.add_frames([dict(r, station="S1") for r in _frames(3)])
+    assert (again.inserted, again.skipped, with_column.inserted) == (0, 3, 0)
+    assert ds.version == version and "station" not in ds.schema.names
+
+
+def test_user_column_may_not_redefine_a_core_column(store):
+    with pytest.raises(SchemaError, match=r"\['site'\] redefine core frame columns"):
+        store.create_dataset("x", schema=pa.schema([("site", pa.int64()), ("temp", pa.float32())]))
+    assert store.datasets() == []

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 
 import polars as pl
 import pyarrow as pa
 
+from ..dataset import Dataset
+from ..errors import HyperdsError
 from ..store import Store, connect
 
 FORMATS = ("table", "csv", "json", "parquet")
@@ -16,6 +20,19 @@ FORMATS = ("table", "csv", "json", "parquet")
 
 def open_store(args: argparse.Namespace) -> Store:
     return connect(args.store)
+
+
+@contextlib.contextmanager
+def dataset_for_writing(store: Store, name: str) -> Iterator[Dataset]:
+    """The dataset `name`, created if missing; a failing first write drops it again, leaving no trace."""
+    created = name not in store.datasets()
+    ds = store.create_dataset(name, exist_ok=True)
+    try:
+        yield ds
+    except HyperdsError:
+        if created:
+            store.drop_dataset(name)
+        raise
 
 
 def write_table(table: pa.Table | pl.DataFrame, fmt: str = "table", out: str | None = None) -> None:

@@ -8,9 +8,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from ..errors import HyperdsError
 from ..frames.importers import ImportReport, import_camtrap_dp, import_coco, import_megadetector
-from ._common import open_store
+from ._common import dataset_for_writing, open_store
 
 _FORMATS: dict[str, tuple[Callable[..., ImportReport], str, bool]] = {
     # name: (importer, what PATH is, takes --tz)
@@ -39,15 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _import(args: argparse.Namespace) -> int:
-    store = open_store(args)
-    created = args.dataset not in store.datasets()
-    ds = store.create_dataset(args.dataset, exist_ok=True)
     options = {"tz": args.tz} if "tz" in args else {}
-    try:
+    with dataset_for_writing(open_store(args), args.dataset) as ds:
         report = args.importer(ds, args.path, root=args.root, check_images=args.check_images, **options)
-    except HyperdsError:
-        if created:
-            store.drop_dataset(args.dataset)
-        raise
     print(report.summary())
     return 0

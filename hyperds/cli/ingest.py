@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import open_store
+from ._common import dataset_for_writing, open_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,17 +31,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    ds = open_store(args).create_dataset(args.dataset, exist_ok=True)
-    report = ds.ingest(
-        args.uri,
-        layout=args.layout,
-        hash=args.hash,
-        storage_options={"aws_endpoint": args.endpoint_url} if args.endpoint_url else None,
-        engine=args.engine,
-        tz=args.tz,
-        threads=args.threads,
-        burst_gap_s=args.burst_gap,
-        progress=not args.no_progress,
-    )
+    with dataset_for_writing(open_store(args), args.dataset) as ds:
+        report = ds.ingest(
+            args.uri,
+            layout=args.layout,
+            hash=args.hash,
+            storage_options={"aws_endpoint": args.endpoint_url} if args.endpoint_url else None,
+            engine=args.engine,
+            tz=args.tz,
+            threads=args.threads,
+            burst_gap_s=args.burst_gap,
+            progress=not args.no_progress,
+        )
     print(report.summary())
     return 0

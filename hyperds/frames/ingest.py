@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from ..errors import IngestError
 from ..fsio import s3fs_options
 from .bursts import DEFAULT_GAP_S, assign_bursts
-from .headers import DEFAULT_BLOCK, read_headers
+from .headers import DEFAULT_BLOCK, HEADER_SCHEMA, read_headers
 from .normalize import parse_timestamps
 from .schema import CORE_NAMES
 
@@ -96,7 +96,8 @@ def compile_layout(layout: str) -> tuple[str, list[str]]:
     """A path layout like "{site}/{camera}/{name}" as an anchored regex and its field names."""
     fields = _FIELD.findall(layout)
     bad = [f for f in fields if not _IDENT.match(f)]
-    reserved = [f for f in fields if f in CORE_NAMES and f not in LAYOUT_CORE]
+    taken = {*CORE_NAMES, *SOURCE_COLUMNS, *HEADER_SCHEMA.names, "path", "rel", "sha256", "_seen"}
+    reserved = [f for f in fields if f in taken and f not in LAYOUT_CORE]
     if not fields or bad or reserved or len(set(fields)) != len(fields):
         problem = (
             f"invalid field name(s) {bad}" if bad
@@ -192,6 +193,8 @@ def ingest(
     table._require_writable()
     pattern, fields = compile_layout(layout) if layout else (None, [])
     _check_tz(tz)
+    if burst_gap_s < 0:
+        raise IngestError(f"burst gap must be >= 0 seconds, got {burst_gap_s}; 60 is the usual camera-trap choice")
     fs, root = source_filesystem(uri, storage_options, threads)
     listing = _list(fs, root)
     todo, problems = _candidates(listing, layout, pattern, fields)

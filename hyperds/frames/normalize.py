@@ -120,10 +120,12 @@ def normalize_frames(
     n = table.num_rows
     now = now or dt.datetime.now(dt.UTC)
     extra_types = {f.name: f.type for f in (extra_schema or [])}
+    # A new user column whose values are all null has no type to store; it is left out (nothing is
+    # lost) and added by the first write that carries a value, with that value's type.
     extras = [
         pa.field(name, extra_types.get(name, table.schema.field(name).type))
         for name in table.column_names
-        if name not in CORE_NAMES
+        if name not in CORE_NAMES and not (name not in extra_types and pa.types.is_null(table.schema.field(name).type))
     ]
     target = frames_schema(pa.schema(extras))
     frame_id = table.column("frame_id").combine_chunks().cast(pa.string())
@@ -254,8 +256,8 @@ def derive_labels(annotations: pa.ListArray) -> pa.ListArray:
     """Distinct, sorted labels of each frame's annotations that are not rejected."""
     n = len(annotations)
     flat = pc.list_flatten(annotations)
-    if len(flat) == 0:
-        return pa.array([[] for _ in range(n)], pa.list_(pa.string())) if n else pa.array([], pa.list_(pa.string()))
+    if len(flat) == 0:  # n empty lists, built from offsets alone
+        return pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32)), pa.array([], pa.string()))
     df = pl.DataFrame(
         {
             "p": pl.from_arrow(pc.list_parent_indices(annotations)),

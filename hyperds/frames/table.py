@@ -30,11 +30,13 @@ _INDEXED_MERGE_LIMIT = 50_000
 
 @dataclasses.dataclass(frozen=True)
 class AddResult:
-    """What add_frames() did: rows inserted, rows skipped because their frame_id exists, new version."""
+    """What add_frames() did: frames inserted (with their annotations), frames skipped because their
+    frame_id exists, and the version after (unchanged when nothing was new)."""
 
     inserted: int
     skipped: int
     version: int
+    annotations: int = 0
 
 
 def sql_literal(value: str) -> str:
@@ -155,24 +157,26 @@ class FrameTable:
         return self.insert_normalized(table)
 
     def insert_normalized(self, table: pa.Table) -> AddResult:
-        """Insert rows already in the frames schema (see normalize_frames)."""
+        """Insert the rows of `table` (already in the frames schema, see normalize_frames) whose
+        frame_id is new, as one commit; when none is new, nothing is written."""
         self._require_writable()
-        before = len(self)
-        if table.num_rows == 0:
-            return AddResult(0, 0, self.version)
-        self._evolve_schema(table.schema)
+        ids = table.column("frame_id").combine_chunks()
+        new = table.filter(pc.invert(pc.is_in(ids, self.existing_ids(ids))))
+        skipped = table.num_rows - new.num_rows
+        if new.num_rows == 0:
+            return AddResult(0, skipped, self.version)
+        self._add_columns(new.schema)
         ds = self.lance()
-        table = self._align(table, ds.schema)
+        # merge_insert, not append: a frame_id inserted concurrently since the check stays single.
         builder = ds.merge_insert("frame_id").when_not_matched_insert_all()
-        if table.num_rows > _INDEXED_MERGE_LIMIT or before == 0:
+        if new.num_rows > _INDEXED_MERGE_LIMIT or ds.count_rows() == 0:
             builder = builder.use_index(False)
-        result = builder.execute(table)
-        inserted = int(result["num_inserted_rows"])
+        inserted = int(builder.execute(self._align(new, ds.schema))["num_inserted_rows"])
         self._ds = None
-        if inserted:
-            self.refresh_indices()
+        self.refresh_indices()
+        annotations = int(pc.sum(pc.list_value_length(new.column("annotations"))).as_py() or 0)
         log.info("%s: inserted %d frames, skipped %d existing", self.name, inserted, table.num_rows - inserted)
-        return AddResult(inserted, table.num_rows - inserted, self.version)
+        return AddResult(inserted, table.num_rows - inserted, self.version, annotations)
 
     def _align(self, table: pa.Table, schema: pa.Schema) -> pa.Table:
         cols = []
@@ -183,20 +187,14 @@ class FrameTable:
                 cols.append(pa.nulls(table.num_rows, f.type))
         return pa.Table.from_arrays(cols, schema=pa.schema(list(schema), metadata=None))
 
-    def _evolve_schema(self, incoming: pa.Schema) -> None:
+    def _add_columns(self, incoming: pa.Schema) -> None:
+        """Add the user columns of `incoming` the table lacks (normalize_frames already cast the others)."""
         ds = self.lance()
         new = [f for f in incoming if f.name not in ds.schema.names]
         if new:
             ds.add_columns(new)
             self._ds = None
             log.info("%s: added user column(s) %s", self.name, [f.name for f in new])
-        for f in incoming:
-            have = ds.schema.field(f.name).type if f.name in ds.schema.names else f.type
-            if have != f.type and not pa.types.is_null(f.type):
-                try:
-                    pa.nulls(0, f.type).cast(have)
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                    raise SchemaError(f"column {f.name!r} is {have} in dataset {self.name!r}; got {f.type}") from exc
 
     def refresh_indices(self) -> None:
         """Create the scalar indices on first data, then fold new fragments into them."""

@@ -188,6 +188,8 @@ class _Builder:
             case exp.In():
                 if node.args.get("query") or node.args.get("unnest") or node.args.get("field"):
                     raise self.fail("IN takes a list of literal values, not a subquery", node)
+                if not node.expressions:
+                    raise self.fail("IN () is empty: list at least one value, e.g. site IN ('S1')", node)
                 inner = a.In(self.expr(node.this), tuple(self.literal(v) for v in node.expressions), pos=pos)
                 return a.Not(inner, pos=pos) if node.args.get("negate") else inner
             case exp.Between():

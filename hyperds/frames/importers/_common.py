@@ -261,19 +261,16 @@ def write_frames(ds: FrameTable, frames: pa.Table, fmt: str, path: Path | str, *
                 raise SourceFormatError(str(path), None, str(exc)) from exc
             bar.update(batch.num_rows)
     table = pa.concat_tables(parts)
-    ids = table.column("frame_id").combine_chunks()
-    new = table.filter(pc.invert(pc.is_in(ids, ds.existing_ids(ids))))
-    if new.num_rows:
-        ds.insert_normalized(new)
+    result = ds.insert_normalized(table)
     report = ImportReport(
         format=fmt,
         path=str(path),
         dataset=ds.name,
         frames_read=table.num_rows,
-        frames_inserted=new.num_rows,
-        frames_skipped=table.num_rows - new.num_rows,
+        frames_inserted=result.inserted,
+        frames_skipped=result.skipped,
         annotations_read=_count_annotations(table),
-        annotations_inserted=_count_annotations(new),
+        annotations_inserted=result.annotations,
         version_before=before,
         version_after=ds.version,
         **counts,
