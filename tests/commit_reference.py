@@ -49,8 +49,8 @@ def replay(frames: list[dict], commits: list[tuple[str, list[dict]]]) -> dict:
             a["revision"] += 1
             if c["op"] == "delete":
                 anns.remove(a)
-            elif c["op"] == "move":
-                a["bbox"] = c["bbox"]
+            elif c["op"] == "move":  # a moved box is the author's, no longer the model's output
+                a.update(bbox=c["bbox"], source_kind="human", source=author, confidence=None)
             elif c["op"] == "review":
                 a.update(review_status=_STATUS[c["status"]], reviewed_by=author, note=c.get("note"))
             if c["op"] == "relabel" or (c["op"] == "review" and c.get("label")):

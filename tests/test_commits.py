@@ -86,7 +86,8 @@ def test_each_op_applies_with_provenance(ds):
     assert after["f0"]["labels"] == ["gnu", "leopard", "zebra"]
     moved = _ann(after["f1"], "f1:0")
     assert moved["bbox"] == pytest.approx([0.3, 0.3, 0.4, 0.4])
-    assert (moved["label"], moved["source"], moved["confidence"]) == ("lion", MODEL, pytest.approx(0.8))
+    # a moved box is the author's now (a model re-run must never replace it); the label stays
+    assert (moved["label"], moved["source_kind"], moved["source"], moved["confidence"]) == ("lion", "human", "alice", None)
     assert [a["ann_id"] for a in after["f2"]["annotations"]] == ["f2:0"] and after["f2"]["labels"] == ["lion"]
     rejected = _ann(after["f3"], "f3:0")
     assert (rejected["review_status"], rejected["reviewed_by"], rejected["note"]) == ("rejected", "alice", "a rock")
@@ -312,3 +313,20 @@ def test_history_and_blame_at_a_past_version_and_unknown_frame(ds):
         ds.history("nope")
     with pytest.raises(hyperds.errors.FrameNotFoundError):
         ds.blame("nope")
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ([1, 2], "every change must be an object"),
+        ([{"op": "add", "frame_id": "X", "label": "x", "bbox": [0.1, 0.1, 0.1, "a"]}], "wrong type"),
+        ([{"op": "add", "frame_id": "X", "label": "x", "count": -3}], "count must be >= 0"),
+    ],
+)
+def test_malformed_changes_are_correction_errors(store, changes, message):
+    ds = store.create_dataset("bad")
+    ds.add_frames([{"frame_id": "X", "uri": "x.jpg"}])
+    version = ds.version
+    with pytest.raises(CorrectionError, match=message):
+        ds.commit(changes, author="ana")
+    assert ds.version == version and ds.get("X")["annotations"] == []

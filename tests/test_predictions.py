@@ -118,3 +118,18 @@ def test_bad_predictions_write_nothing(ds, md, model, rows, match):
     with pytest.raises(PredictionError, match=match):
         ds.add_predictions([good, *rows] if "score" not in rows[0] else rows, model=model, run_id="bad")
     assert (ds.version, ds.to_arrow().to_pylist()) == before
+
+
+def test_rerun_keeps_a_box_a_person_moved(store):
+    ds = store.create_dataset("cams")
+    ds.add_frames([{"frame_id": "f1", "uri": "f1.jpg"}])
+    pred = [{"frame_id": "f1", "label": "animal", "bbox": [0.5, 0.5, 0.1, 0.1], "confidence": 0.9}]
+    ds.add_predictions(pred, model="detector@v1", run_id="run1")
+    (ann,) = ds.get("f1")["annotations"]
+    ds.commit([{"op": "move", "frame_id": "f1", "ann_id": ann["ann_id"], "bbox": [0.1, 0.1, 0.2, 0.2]}], author="alice")
+    ds.add_predictions(pred, model="detector@v1", run_id="run2")
+    anns = {a["ann_id"]: a for a in ds.get("f1")["annotations"]}
+    moved = anns[ann["ann_id"]]
+    assert (moved["source_kind"], moved["source"]) == ("human", "alice")
+    assert [round(v, 3) for v in moved["bbox"]] == [0.1, 0.1, 0.2, 0.2]
+    assert len(anns) == 2  # alice's box and the new run's prediction

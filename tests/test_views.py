@@ -328,6 +328,9 @@ def test_publish_existing_version_and_editing_published_are_refused(store, ds):
         ({"unknown_labels": "maybe"}, ViewError, "drop, keep, error"),
         ({"split": {"by": "species"}}, ViewError, "must be one of"),
         ({"split": {"by": "site", "fractions": {"train": 0.9, "val": 0.2}}}, ViewError, "sum to 1"),
+        ({"split": {"by": "site", "fractions": {"train": "most", "val": 0.2}}}, ViewError, "must be numbers"),
+        ({"query": ["TRUE"]}, ViewError, "query must be SQL text"),
+        ({"query": 5}, ViewError, "query must be SQL text"),
     ],
 )
 def test_bad_view_definitions_are_refused_and_nothing_is_written(store, ds, kwargs, error, match):
@@ -417,3 +420,11 @@ def test_views_on_s3_pin_lock_and_clean_up_the_same_way(s3_bucket, s3_storage_op
     st.cleanup(older_than=dt.timedelta(0))
     reopened = hyperds.view("s3v", store=hyperds.connect(f"s3://{bucket}/store", storage_options=s3_storage_options))
     assert reopened.verify().ok and reopened.frame_ids().to_pylist() == v.frame_ids().to_pylist()
+
+
+def test_record_run_needs_a_string_id(store, ds):
+    view = store.create_view("r", "TRUE", datasets=["cams"]).publish("1.0")
+    state = _state(store)
+    with pytest.raises(ViewError, match="run_id must be a non-empty string, got 123"):
+        view.record_run(123)
+    assert _state(store) == state

@@ -65,6 +65,7 @@ def test_view_lifecycle_from_the_command_line(store, md, capsys, tmp_path):
         (["view", "create", "x", "-d", "md", "-q", "labls = 1"], "did you mean 'labels'"),
         (["view", "create", "x", "-d", "md"], "either --query or"),
         (["view", "create", "x", "-d", "md", "-q", "TRUE", "--label-map", "{bad"], "not valid JSON"),
+        (["view", "create", "x", "-d", "md", "-q", "TRUE", "--label-map", "no/such/map.json"], "cannot read --label-map"),
         (["view", "create", "x", "-d", "md", "-q", "TRUE", "--split-by", "site", "--split", "a=x"], "numbers"),
     ],
 )

@@ -105,7 +105,10 @@ def _create(args: argparse.Namespace) -> int:
         raise ViewError(f"weights and split fractions must be numbers: {exc}") from exc
     label_map = None
     if args.label_map:
-        text = Path(args.label_map).read_text() if args.label_map.endswith(".json") else args.label_map
+        try:
+            text = Path(args.label_map).read_text() if args.label_map.endswith(".json") else args.label_map
+        except OSError as exc:
+            raise ViewError(f"cannot read --label-map file {args.label_map}: {exc.strerror}") from exc
         try:
             label_map = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -55,7 +55,13 @@ def normalize_changes(changes: ChangeInput) -> pl.DataFrame:
         rows = list(changes)
         if not rows:
             raise CorrectionError("no changes given; pass at least one change with an 'op' and a 'frame_id'")
-        table = to_arrow_table(rows)
+        not_dicts = [f"change {i}: {row!r}" for i, row in enumerate(rows) if not isinstance(row, Mapping)]
+        if not_dicts:
+            raise CorrectionError("every change must be an object with an 'op' and a 'frame_id'", not_dicts)
+        try:
+            table = to_arrow_table(rows)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+            raise CorrectionError(f"changes have values of the wrong type ({exc}); check bbox, confidence, count") from exc
     unknown = sorted(set(table.column_names) - set(CHANGE_SCHEMA.names))
     if unknown:
         raise CorrectionError(f"unknown change field(s) {unknown}; change fields are {CHANGE_SCHEMA.names}")
@@ -119,6 +125,7 @@ def validate_changes(changes: pl.DataFrame, taxonomy: list[str] | None) -> None:
         )
     )
     problems.append(((pl.col("confidence") < 0) | (pl.col("confidence") > 1), pl.lit("confidence must lie in [0, 1]")))
+    problems.append((pl.col("count") < 0, pl.lit("count must be >= 0")))
     bbox_bad = np.asarray(bbox_out_of_range(changes["bbox"].to_arrow().cast(BBOX_TYPE)), dtype=bool)
     problems.append(
         (pl.Series(bbox_bad), pl.lit("bbox must be normalised [x, y, w, h] with x + w <= 1 and y + h <= 1, all >= 0"))
@@ -211,13 +218,16 @@ def _apply_round(
     op = pl.col("_c_op")
     status = pl.col("_c_status")
     new_label = (op == "relabel") | ((op == "review") & (status == "correct") & pl.col("_c_label").is_not_null())
+    # A relabel or a moved box makes the annotation the author's: it is no longer the model's output
+    # (so a re-run of the model never replaces it); the model's values stay in the history.
+    human_made = new_label | (op == "move")
     reviewed = op == "review"
     flat = flat.with_columns(
         label=pl.when(new_label).then(pl.col("_c_label")).otherwise(pl.col("label")),
-        source_kind=pl.when(new_label).then(pl.lit("human")).otherwise(pl.col("source_kind")),
-        source=pl.when(new_label).then(pl.lit(author)).otherwise(pl.col("source")),
-        created_at=pl.when(new_label).then(pl.lit(now)).otherwise(pl.col("created_at")),
-        confidence=pl.when(new_label).then(None).otherwise(pl.col("confidence")),
+        source_kind=pl.when(human_made).then(pl.lit("human")).otherwise(pl.col("source_kind")),
+        source=pl.when(human_made).then(pl.lit(author)).otherwise(pl.col("source")),
+        created_at=pl.when(human_made).then(pl.lit(now)).otherwise(pl.col("created_at")),
+        confidence=pl.when(human_made).then(None).otherwise(pl.col("confidence")),
         bbox=pl.when(op == "move").then(pl.col("_c_bbox")).otherwise(pl.col("bbox")),
         review_status=pl.when(reviewed).then(status.replace_strict(REVIEW_ACTIONS, default=None)).otherwise(
             pl.col("review_status")

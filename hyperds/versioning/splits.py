@@ -46,7 +46,11 @@ class SplitSpec:
         seed = spec.get("seed", 0)
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ViewError(f"split seed must be an integer, got {seed!r}")
-        out = cls(str(spec.get("by", "")), tuple((str(k), float(v)) for k, v in fractions.items()), seed)
+        try:
+            pairs = tuple((str(k), float(v)) for k, v in fractions.items())
+        except (TypeError, ValueError) as exc:
+            raise ViewError(f"split fractions must be numbers, got {dict(fractions)!r}") from exc
+        out = cls(str(spec.get("by", "")), pairs, seed)
         out._check()
         return out
 

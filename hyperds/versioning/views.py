@@ -403,8 +403,8 @@ class View:
         """Record that run `run_id` used this published version (with free-form JSON `info`)."""
         if not self.published:
             raise ViewError(f"view {self.name!r}: record runs against a published version; publish the draft first")
-        if not run_id:
-            raise ViewError("run_id must be a non-empty string")
+        if not isinstance(run_id, str) or not run_id:
+            raise ViewError(f"run_id must be a non-empty string, got {run_id!r}")
         try:
             info_text = json.dumps(dict(info or {}), sort_keys=True, default=str)
         except (TypeError, ValueError) as exc:
@@ -474,7 +474,9 @@ def _spec(
     if not names:
         raise ViewError("a view needs at least one dataset: pass datasets=['name', ...]")
     handles = [store.dataset(n) for n in names]  # DatasetNotFoundError lists the existing ones
-    texts = {DEFAULT_SUBQUERY: query} if isinstance(query, str) else dict(query or {})
+    if not isinstance(query, (str, Mapping)):
+        raise ViewError(f"query must be SQL text, or a dict of sub-query name -> SQL text; got {type(query).__name__}")
+    texts = {DEFAULT_SUBQUERY: query} if isinstance(query, str) else dict(query)
     if not texts or any(not isinstance(k, str) or not k or not isinstance(v, str) for k, v in texts.items()):
         raise ViewError("query must be SQL text, or a non-empty dict of sub-query name -> SQL text")
     weights = dict(weights or {})
