@@ -330,3 +330,12 @@ def test_malformed_changes_are_correction_errors(store, changes, message):
     with pytest.raises(CorrectionError, match=message):
         ds.commit(changes, author="ana")
     assert ds.version == version and ds.get("X")["annotations"] == []
+
+
+def test_reading_history_writes_nothing(store):
+    ds = store.create_dataset("ro")
+    ds.add_frames([{"frame_id": "f", "uri": "f.jpg", "annotations": [{"label": "x"}]}])
+    ds.commit([{"op": "relabel", "frame_id": "f", "ann_id": "f:0", "label": "y"}], author="ana")
+    versions = {n: store.open_lance(n).version for n in store.table_names()}
+    assert ds.commits().height == 1 and ds.history("f").height == 1 and ds.blame("f").height == 1
+    assert {n: store.open_lance(n).version for n in store.table_names()} == versions

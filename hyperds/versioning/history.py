@@ -171,6 +171,10 @@ def _conform(rows: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays([rows.column(f.name).cast(f.type) for f in schema], schema=schema)
 
 
+# How many frames versions a read may scan for unrecorded commits before it moves the watermark.
+_WATERMARK_STEP = 64
+
+
 def reconcile(table: FrameTable) -> int:
     """Rebuild catalog rows of frames commits a crash left unrecorded; returns how many were rebuilt.
 
@@ -195,6 +199,8 @@ def reconcile(table: FrameTable) -> int:
         if props.get(PROP + "id") and props[PROP + "id"] not in recorded:
             _rebuild(table, version, tx)
             rebuilt += 1
+    if not rebuilt and latest - mark < _WATERMARK_STEP:
+        return 0  # a read stays a read: the watermark moves only after a repair or every few dozen versions
     try:
         catalog.update_schema_metadata({key: str(latest)})
     except OSError as exc:  # the watermark only saves work; a lost update is redone next time
