@@ -155,7 +155,14 @@ def test_unknown_labels_drop_keep_error(store, ds):
         assert got.column("classes").to_pylist() == [r["classes"] for r in exp]
     keep = store.view("m-keep", "draft")
     assert keep.label_map["lion"] == "cat" and keep.label_map["zebra"] == "zebra"
-    err = store.create_view("m-error", q, datasets=["cams"], label_map={"lion": "cat"}, unknown_labels="error")
+    state = _state(store)
+    with pytest.raises(ViewError, match="labels not in the label map: .*'zebra'"):  # no draft is saved
+        store.create_view("m-error", q, datasets=["cams"], label_map={"lion": "cat"}, unknown_labels="error")
+    assert _state(store) == state
+    # a draft made while every label was mapped still refuses to publish once an unmapped one appears
+    err = store.create_view("m-error", "frame_id = 'new'", datasets=["cams"], label_map={"lion": "cat"},
+                            unknown_labels="error")
+    ds.add_frames([{"frame_id": "new", "uri": "new.jpg", "annotations": [{"label": "lion"}, {"label": "zebra"}]}])
     state = _state(store)
     with pytest.raises(ViewError, match="labels not in the label map: .*'zebra'"):
         err.publish()

@@ -58,9 +58,12 @@ def create_view(
     spec = _spec(store, query, datasets, label_map, unknown_labels, weights, split)
     existing = _published_versions(cat.read_rows(store, name=name, columns=["version", "status"]))
     row = _row(name, cat.DRAFT, cat.DRAFT, spec, {}, existing[-1] if existing else None, message)
+    view = View(store, row)
+    if unknown_labels == "error":
+        view.frame_ids()  # an unmapped label raises now, before the draft is saved
     cat.upsert_draft(store, row)
     log.info("draft view %s saved (%d sub-queries over %s)", name, len(spec.queries), ", ".join(spec.datasets))
-    return View(store, row)
+    return view
 
 
 def open_view(store: Store, name: str, version: str | None = None) -> View:
