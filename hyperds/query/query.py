@@ -210,8 +210,8 @@ def _unique(names: list[str]) -> list[str]:
 
 def _order(table: pa.Table, st: Statement) -> pa.Array:
     """Row order: ORDER BY keys (NULLs sort as the smallest value), then frame_id."""
-    if not st.order:
-        return pc.sort_indices(table.column("frame_id"))
+    if not st.order:  # frame_id is unique: any sort gives one order; polars' is ~1.5x pyarrow's here
+        return pl.Series(table.column("frame_id")).arg_sort().to_arrow()
     keys = dict.fromkeys(k.column.name for k in st.order)
     desc = {}
     for k in st.order:
