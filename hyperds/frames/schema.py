@@ -35,7 +35,6 @@ ANNOTATION_TYPE = pa.struct(
         pa.field("level", pa.string()),
     ]
 )
-ANNOTATION_FIELDS = tuple(f.name for f in ANNOTATION_TYPE)
 
 CORE_FIELDS = (
     pa.field("frame_id", pa.string(), nullable=False),

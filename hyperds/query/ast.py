@@ -19,9 +19,6 @@ STRING, INT, FLOAT, BOOL, TIMESTAMP, LABELS, NULL, OTHER = (
 # Scope of a column: a frame column, or an annotation field inside an annotation function.
 FRAME, ANNOTATION = "frame", "annotation"
 
-ANNOTATION_FUNCTIONS = ("any_annotation", "all_annotations", "count_annotations")
-COMPARE_OPS = ("=", "!=", "<", "<=", ">", ">=")
-
 
 @dataclass(frozen=True)
 class Node:
