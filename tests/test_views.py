@@ -435,3 +435,28 @@ def test_record_run_needs_a_string_id(store, ds):
     with pytest.raises(ViewError, match="run_id must be a non-empty string, got 123"):
         view.record_run(123)
     assert _state(store) == state
+
+
+def test_an_open_store_sees_views_published_elsewhere_and_a_recreated_store(store, ds, tmp_path):
+    store.create_view("seen", "TRUE", datasets=["cams"]).publish("1.0")
+    assert store.view("seen").version == "1.0"  # the catalog snapshot of this store is now cached
+    other = hyperds.connect(store.uri)  # another process would do the same through its own Store
+    other.view("seen", "draft").publish("1.1")
+    other.create_view("new", "site = 'S1'", datasets=["cams"]).publish("2.0")
+    assert store.view("seen").version == "1.1"
+    assert store.view("new", "2.0").frame_count == len([r for r in _frames(60) if r["site"] == "S1"])
+    assert store.views().column("name").to_pylist().count("seen") == 3  # 1.0, 1.1 and the draft
+
+    # the same path wiped and replaced by a store built elsewhere with the same history: the catalog
+    # has the same Lance version, other rows
+    import shutil
+    elsewhere = hyperds.connect(tmp_path / "elsewhere")
+    elsewhere.create_dataset("cams").add_frames(_frames(5, prefix="g"))
+    elsewhere.create_view("seen", "TRUE", datasets=["cams"]).publish("1.0")
+    elsewhere.view("seen", "draft").publish("1.1")
+    elsewhere.create_view("new", "site = 'S1'", datasets=["cams"]).publish("2.0")
+    assert elsewhere.open_lance("_views").version == store.open_lance("_views").version
+    shutil.rmtree(store.uri)
+    shutil.copytree(elsewhere.uri, store.uri)
+    assert store.view("seen", "1.1").frame_count == 5
+    assert sorted(store.view("seen", "1.1").frame_ids().to_pylist()) == [f"g{i:04d}" for i in range(5)]

@@ -12,6 +12,7 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import StoreError, ViewError
 from ..frames.schema import UTC_US
@@ -125,15 +126,37 @@ def runs_table(store: Store) -> lance.LanceDataset:
 
 def read_rows(store: Store, name: str | None = None, version: str | None = None,
               columns: list[str] | None = None) -> list[dict[str, Any]]:
-    """`_views` rows, optionally of one view and one version (a single indexed-free scan of a small table)."""
-    clauses = []
-    if name is not None:
-        clauses.append(f"name = {sql_literal(name)}")
-    if version is not None:
-        clauses.append(f"version = {sql_literal(version)}")
-    flt = " AND ".join(clauses) or None
-    table = existing(store, VIEWS)
-    return [] if table is None else table.to_table(columns=columns, filter=flt).to_pylist()
+    """`_views` rows, optionally of one view and one version, from the snapshot of its latest version."""
+    table = _views_snapshot(store)
+    if table is None:
+        return []
+    keep = None
+    for column, value in (("name", name), ("version", version)):
+        if value is not None:
+            match = pc.equal(table.column(column), value)
+            keep = match if keep is None else pc.and_(keep, match)
+    if keep is not None:
+        table = table.filter(keep)
+    return (table if columns is None else table.select(columns)).to_pylist()
+
+
+# `_views` read whole, per store URI, until its latest Lance version changes: opening a view then costs
+# one manifest read instead of a scan of one small fragment per published version. The key also holds
+# the newest data file's name (random per write), so a store re-created at the same URI never matches.
+_SNAPSHOTS: dict[str, tuple[tuple[int, str], pa.Table]] = {}
+
+
+def _views_snapshot(store: Store) -> pa.Table | None:
+    handle = existing(store, VIEWS)
+    if handle is None:
+        return None
+    fragments = handle.get_fragments()
+    key = (handle.version, fragments[-1].data_files()[-1].path if fragments else "")
+    cached = _SNAPSHOTS.get(store.uri)
+    if cached is None or cached[0] != key:
+        cached = (key, handle.to_table())
+        _SNAPSHOTS[store.uri] = cached
+    return cached[1]
 
 
 def existing(store: Store, name: str) -> lance.LanceDataset | None:
