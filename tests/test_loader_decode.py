@@ -182,3 +182,35 @@ def test_crop_of_a_large_jpeg_decodes_at_reduced_scale_but_large_enough(store):
     full = Image.open(EDGE / BASE).convert("RGB").crop(box).resize((32, 32), Image.Resampling.BOX)
     expected = torch.from_numpy(np.asarray(full, np.float32) / 255).permute(2, 0, 1)
     assert (crop - expected).abs().mean() < 0.05
+
+
+@pytest.mark.parametrize("size, crop", [(224, 224), ((300, 200), (180, 150)), (100, None), (2000, 1000)])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_resize_crop_to_tensor_runs_fused_and_matches_the_separate_steps(size, crop, dtype):
+    img = decode_rgb((DATA / "megadetector" / "ena24_7904.jpg").read_bytes(), lambda w, h: (w // 3, h // 3))
+    steps = [T.Resize(size), *([T.CenterCrop(crop)] if crop else []), T.ToTensor(dtype)]
+    composed = T.Compose(steps)
+    assert [type(s).__name__ for s in composed._steps] == ["_ResizeToTensor"]
+    boxes = torch.tensor([[10.0, 20.0, 200.0, 150.0], [0.0, 0.0, img.width, img.height]])
+    fused, fused_boxes = composed(img, boxes)
+    separate, separate_boxes = img, boxes
+    for step in steps:
+        separate, separate_boxes = step(separate, separate_boxes)
+    assert fused.shape == separate.shape and fused.dtype == dtype and fused.is_contiguous()
+    levels = (fused.double() - separate.double()).abs() * (1 if dtype == torch.uint8 else 255)
+    assert levels.max() <= 2 + 1e-6 and (levels > 1e-6).double().mean() < 0.05
+    assert torch.allclose(fused_boxes, separate_boxes, atol=1e-3)
+    assert torch.equal(composed(img), fused)  # without boxes: the same image
+
+
+def test_unfused_compositions_keep_pillows_exact_pixels():
+    img = Image.fromarray(np.random.default_rng(2).integers(0, 256, (60, 80, 3), dtype=np.uint8))
+    nearest = T.Compose([T.Resize(30, Image.Resampling.NEAREST), T.ToTensor(torch.uint8)])
+    assert [type(s).__name__ for s in nearest._steps] == ["Resize", "ToTensor"]
+    expected = torch.from_numpy(np.asarray(img.resize((40, 30), Image.Resampling.NEAREST))).permute(2, 0, 1)
+    assert torch.equal(nearest(img), expected)
+    padded = T.Compose([T.Resize(30), T.CenterCrop(50), T.ToTensor(torch.uint8)])  # crop larger: black border
+    out = padded(img)
+    assert out.shape == (3, 50, 50) and out[:, :10].sum() == 0 and out[:, 10:40, 5:45].sum() > 0
+    same, boxes = padded(img, torch.tensor([[0.0, 0.0, 80.0, 60.0]]))  # resized to 40x30, shifted by (5, 10)
+    assert torch.equal(same, out) and torch.allclose(boxes, torch.tensor([[5.0, 10.0, 45.0, 40.0]]))
