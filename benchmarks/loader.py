@@ -105,6 +105,19 @@ class NaiveS3Dataset(Dataset):
         return TRANSFORM(im), 0
 
 
+class ReadyTensors(Dataset):
+    """Fresh 224x224 tensors with no image behind them: what moving samples out of workers costs alone."""
+
+    def __init__(self, n: int, dtype: torch.dtype):
+        self.n, self.dtype = n, dtype
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int):
+        return torch.full((3, SIZE, SIZE), i % 7, dtype=self.dtype), 0
+
+
 def _process_tree_cpu(exclude: int | None) -> float:
     """CPU seconds of this process plus its live children (DataLoader workers), `exclude` (moto) left out."""
     own = resource.getrusage(resource.RUSAGE_SELF)
@@ -298,6 +311,8 @@ def image_rows(args: argparse.Namespace) -> list[str]:
             )
             # The naive loader is slow: one pass over at most 48 images, worker start-up included.
             naive, naive_ms = loader_rate(NaiveS3Dataset(keys[:48], endpoint), args.workers, 1, proc.pid, warm_up=False)
+            moved = {dt: loader_rate(ReadyTensors(len(epoch), dt), args.workers, args.epochs, proc.pid)[1]
+                     for dt in (torch.uint8, torch.float32)}
             parallel = pillow_rate_parallel(epoch, args.workers)
             ceiling = get_ceiling(client, bucket, [k.split("/", 1)[1] for k in keys])
             w = args.workers
@@ -305,17 +320,19 @@ def image_rows(args: argparse.Namespace) -> list[str]:
                 f"{label} | (a) Pillow decode, 1 process, full      | {full:7.1f} img/s | {full_ms:5.1f} ms CPU/img",
                 f"{label} | (a) Pillow decode, 1 process, draft()   | {draft:7.1f} img/s | {draft_ms:5.1f} ms CPU/img",
                 f"{label} | (a) Pillow decode, draft(), {w} processes at once | {parallel:7.1f} img/s per process",
-                f"{label} | (b) FrameDataset+DataLoader local, {w} workers | {local:7.1f} img/s | {local_ms:5.1f} ms CPU/img | "
+                f"{label} | (b) FrameDataset+DataLoader local, {w} workers, uint8 out like (a) | {local8:7.1f} img/s | "
+                f"{local8_ms:5.1f} ms CPU/img | per worker {local8 / w / draft:4.2f}x draft (1 process), "
+                f"{local8 / w / parallel:4.2f}x ({w} at once); CPU efficiency {draft_ms / local8_ms:4.2f}x draft",
+                f"{label} | (b) same, float32 out (ToTensor()) | {local:7.1f} img/s | {local_ms:5.1f} ms CPU/img | "
                 f"per worker {local / w / draft:4.2f}x draft (1 process), {local / w / parallel:4.2f}x ({w} at once); "
                 f"CPU efficiency {draft_ms / local_ms:4.2f}x draft",
-                f"{label} | (b) same, uint8 output (ToTensor(torch.uint8)) | {local8:7.1f} img/s | {local8_ms:5.1f} ms CPU/img | "
-                f"per worker {local8 / w / draft:4.2f}x draft (1 process), {local8 / w / parallel:4.2f}x ({w} at once); "
-                f"CPU efficiency {draft_ms / local8_ms:4.2f}x draft",
+                f"{label} | (b) DataLoader moving ready tensors, no image: uint8 {moved[torch.uint8]:5.2f}, "
+                f"float32 {moved[torch.float32]:5.2f} ms CPU/img",
                 f"{label} | (c) FrameDataset+DataLoader moto S3, {w} workers | {s3:7.1f} img/s | {s3_ms:5.1f} ms CPU/img | {s3 / naive:5.1f}x naive",
                 f"{label} | (d) naive S3 Dataset, {w} workers         | {naive:7.1f} img/s | {naive_ms:5.1f} ms CPU/img",
                 f"{label} | (e) moto GET ceiling, 16 threads          | {ceiling:7.1f} obj/s",
             ]
-            print("\n".join(rows[-8:]), flush=True)
+            print("\n".join(rows[-9:]), flush=True)
     finally:
         proc.terminate()
         proc.wait(timeout=10)

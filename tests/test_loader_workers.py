@@ -6,6 +6,7 @@ The DataLoader matrix starts real worker processes: it is kept to the 24 serenge
 from __future__ import annotations
 
 import operator
+import os
 import pickle
 from collections import Counter
 
@@ -156,3 +157,19 @@ def test_cache_serves_later_epochs(s3_ds, tmp_path):
     assert again == first and Counter(first) == ALL
     uncached = FrameDataset(ds, transform=SMALL, storage_options=options, on_error="skip")
     assert uncached.__getitems__([0, 1]) == [] and uncached.skipped == 2
+
+
+def _heap_tuned_here(row):
+    from hyperds.loaders import worker_memory
+
+    return worker_memory._tuned_pid == os.getpid()
+
+
+def test_workers_raise_their_heap_thresholds_and_the_main_process_keeps_its_own(local_ds):
+    from hyperds.loaders import worker_memory
+
+    frames = FrameDataset(local_ds, transform=SMALL, target=_heap_tuned_here)
+    in_workers = [bool(t) for _, targets in DataLoader(frames, batch_size=4, num_workers=2) for t in targets]
+    assert in_workers and all(in_workers)
+    assert worker_memory._tuned_pid != os.getpid()  # a plain loop in the main process leaves malloc alone
+    assert not frames[0][1]

@@ -27,6 +27,7 @@ from . import manifest
 from .decode import DECODE_ERRORS, decode_rgb
 from ..fsio import split_protocol
 from .fetch import Fetcher
+from .worker_memory import tune_worker_heap
 
 log = logging.getLogger(__name__)
 
@@ -262,6 +263,8 @@ class FrameDataset(Dataset):
 
     def __getitems__(self, indices: Sequence[int]) -> list[Any]:
         """The samples at `indices`, their images fetched and decoded concurrently; skipped ones left out."""
+        if get_worker_info() is not None:
+            tune_worker_heap()
         indices = [int(i) if i >= 0 else int(i) + len(self) for i in indices]
         for i in indices:
             if not 0 <= i < len(self):
