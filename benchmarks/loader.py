@@ -124,7 +124,11 @@ def _process_tree_cpu(exclude: int | None) -> float:
     total = own.ru_utime + own.ru_stime
     tick = os.sysconf("SC_CLK_TCK")
     for task in Path("/proc/self/task").iterdir():
-        for pid in (task / "children").read_text().split():
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:  # a thread that ended since the listing
+            continue
+        for pid in children:
             if int(pid) == exclude:
                 continue
             try:
