@@ -22,16 +22,16 @@ TRIM_THRESHOLD = 128 << 20
 _tuned_pid = -1
 
 
-def tune_worker_heap() -> bool:
-    """Apply the thresholds once in this process; False where the C library has no mallopt (not glibc)."""
+def tune_worker_heap() -> None:
+    """Apply the thresholds once per process (tried once; where the C library has no mallopt, nothing changes)."""
     global _tuned_pid
     if _tuned_pid == os.getpid():
-        return True
+        return
+    _tuned_pid = os.getpid()
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
-        return False
+        log.debug("no mallopt in this C library: worker heap left as it is")
+        return
     ok = mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
-    _tuned_pid = os.getpid()
     log.debug("worker %d heap thresholds set: %s", _tuned_pid, ok)
-    return ok

@@ -16,7 +16,6 @@ import pyarrow.compute as pc
 
 from ..errors import StoreError, ViewError
 from ..frames.schema import UTC_US
-from ..frames.table import sql_literal
 
 if TYPE_CHECKING:
     import lance
