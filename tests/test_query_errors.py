@@ -44,6 +44,11 @@ BAD = [
     ("array_has(site, 'x')", "list tests apply to the labels column only", "site", []),
     ("count_annotations(label = 'x') > width", "count_annotations(...) compares with a number", "width", []),
     ("SELECT labels FROM cams ORDER BY labels", "ORDER BY needs a scalar column", "labels<", []),
+    ("width > 99999999999999999999", "number too large", "999", []),
+    ("width IN (1, 99999999999999999999)", "number too large", "999", []),
+    ("count_annotations(label = 'x') > 9223372036854775808", "number too large", "922", []),
+    ("width > -9223372036854775809", "number too large", "922", []),
+    ("SELECT * FROM cams LIMIT 99999999999999999999", "number too large", "999", []),
 ]
 
 
@@ -70,6 +75,12 @@ def test_bad_query_is_positioned(ds, query, message, at, suggest):
     for name in suggest:
         assert name in err.suggestions and repr(name) in str(err)
     assert ds.version == version and len(ds) == 1
+
+
+def test_int64_bounds_are_accepted(ds):
+    """The extreme int64 values still run (only values beyond them are refused)."""
+    assert ds.query("width > -9223372036854775808 OR width IS NULL").count() == 1
+    assert ds.query("width < 9223372036854775807 OR width IS NULL").count() == 1
 
 
 def test_errors_come_before_any_read(store):

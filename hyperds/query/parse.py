@@ -17,6 +17,7 @@ from . import ast as a
 _COMPARE = {exp.EQ: "=", exp.NEQ: "!=", exp.LT: "<", exp.LTE: "<=", exp.GT: ">", exp.GTE: ">="}
 _FLIP = {"=": "=", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _ANN_KIND = {"any_annotation": "any", "all_annotations": "all"}
+_INT64_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -156,8 +157,15 @@ class _Builder:
             return None
         value = node.expression if isinstance(node, (exp.Limit, exp.Offset)) else node
         if isinstance(value, exp.Literal) and not value.is_string and value.this.isdigit():
-            return int(value.this)
+            return self.integer(value)
         raise self.fail(f"{what} takes a non-negative integer", value)
+
+    def integer(self, node: exp.Literal, most: int = _INT64_MAX) -> int:
+        """An integer literal's value; beyond int64 it would only fail later, deep in Arrow."""
+        value = int(node.this)
+        if value > most:
+            raise self.fail(f"number too large: {node.this}; integer columns hold at most 2**63-1", node)
+        return value
 
     def column(self, node: exp.Expression, where: str) -> a.Column:
         if isinstance(node, exp.Column) and not node.table:
@@ -276,12 +284,13 @@ class _Builder:
             case exp.Literal(is_string=True):
                 return a.Literal(node.this, a.STRING, pos=pos)
             case exp.Literal():
-                text = node.this
-                is_int = text.isdigit()
-                return a.Literal(int(text) if is_int else float(text), a.INT if is_int else a.FLOAT, pos=pos)
+                if node.this.isdigit():
+                    return a.Literal(self.integer(node), a.INT, pos=pos)
+                return a.Literal(float(node.this), a.FLOAT, pos=pos)
             case exp.Neg() if isinstance(node.this, exp.Literal) and not node.this.is_string:
-                inner = self.literal(node.this)
-                return a.Literal(-inner.value, inner.type, pos=pos)
+                if node.this.this.isdigit():
+                    return a.Literal(-self.integer(node.this, _INT64_MAX + 1), a.INT, pos=pos)
+                return a.Literal(-float(node.this.this), a.FLOAT, pos=pos)
             case exp.Boolean():
                 return a.Literal(bool(node.this), a.BOOL, pos=pos)
             case exp.Null():
