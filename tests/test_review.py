@@ -117,6 +117,18 @@ def test_null_confidence_counts_as_uncertain(store):
     assert _ids(ds, "any_annotation(review_status = 'accepted')") == {"sure"}
 
 
+def test_auto_accept_after_add_predictions_commits_on_the_frame_revision(store):
+    # add_predictions bumps each frame's revision while its new annotations keep revision 0.
+    ds = store.create_dataset("round")
+    ds.add_frames([{"frame_id": f"f{i}", "uri": f"f{i}.jpg"} for i in range(3)])
+    ds.add_predictions([{"frame_id": f"f{i}", "label": "deer", "confidence": 0.99} for i in range(3)], model="md@5")
+    result = ds.auto_accept(0.9)
+    assert (result.frames, result.annotations) == (3, 3)
+    assert _ids(ds, "any_annotation(review_status = 'accepted' AND reviewed_by = 'auto:threshold=0.9')") == {
+        "f0", "f1", "f2"
+    }
+
+
 @pytest.mark.parametrize("threshold", [-0.1, 1.5, float("nan"), "high", True])
 def test_bad_threshold_leaves_store_unchanged(md, threshold):
     version = md.version

@@ -99,7 +99,9 @@ def auto_accept(ds: Dataset, threshold: float = DEFAULT_THRESHOLD, model: str | 
         log.info("%s: auto-accept at %g: nothing to accept", ds.name, threshold)
         return AcceptResult(0, 0, base, None, who)
     flat = flatten_annotations(rows)
-    frames = pl.from_arrow(rows.select(["frame_id", "revision"])).with_row_index("_f")
+    # The annotations carry their own `revision`; the commit needs the frame's, so it is renamed before joining.
+    frames = pl.from_arrow(rows.select(["frame_id", "revision"])).rename({"revision": "_frame_revision"})
+    frames = frames.with_row_index("_f")
     opened = (pl.col("source_kind") == "model") & (pl.col("review_status") == "unreviewed")
     if model is not None:
         opened &= pl.col("source") == model
@@ -113,11 +115,11 @@ def auto_accept(ds: Dataset, threshold: float = DEFAULT_THRESHOLD, model: str | 
             ann_id="ann_id",
             status=pl.lit("accept"),
             note=pl.lit(f"model confidence >= {_num(threshold)}"),
-            revision="revision",
+            revision="_frame_revision",
         )
     )
     message = f"auto-accept {changes.height} model detection(s) on {rows.num_rows} frame(s) at confidence >= {_num(threshold)}"
-    commit = ds.commit(changes.to_arrow(), author=who, message=message, based_on=base)
+    commit = ds.commit(changes.to_arrow(), author=who, message=message)
     log.info("%s: %s", ds.name, message)
     return AcceptResult(rows.num_rows, changes.height, ds.version, commit, who)
 
