@@ -72,3 +72,33 @@ def test_label_counts_from_stats_or_labels(store2):
     store2.dataset("north").add_frames([{"frame_id": "n9", "uri": "n9.jpg", "annotations": [{"label": "lion"}]}])
     after = store2.sql(query)  # stats are for the previous version: computed again, so up to date
     assert dict(zip(after["label"], after["frames"], strict=True))["lion"] == want["lion"] + 1
+
+
+def test_relations_of_one_dataset_read_one_snapshot(store2, monkeypatch):
+    """A commit landing while the query opens its relations does not split them across versions."""
+    north = store2.dataset("north")
+    opened = store2.open_lance
+
+    def open_then_commit(name, *args, **kwargs):
+        lds = opened(name, *args, **kwargs)
+        monkeypatch.setattr(store2, "open_lance", opened)  # one real commit, right after the first open
+        north.add_frames([{"frame_id": "late", "uri": "late.jpg", "annotations": [{"label": "lion"}]}])
+        return lds
+
+    monkeypatch.setattr(store2, "open_lance", open_then_commit)
+    got = store2.sql("SELECT frame_id FROM north UNION SELECT frame_id FROM north__labels "
+                     "UNION SELECT frame_id FROM north__annotations")
+    assert set(got["frame_id"]) == {r["frame_id"] for r in ROWS["north"]}  # all from the snapshot opened first
+    assert len(north) == len(ROWS["north"]) + 1  # the commit did land
+
+
+def test_analytic_errors_name_datasets_and_hint(store2):
+    version = store2.dataset("north").version
+    with pytest.raises(QueryError, match="datasets: north, south; each is also readable as") as info:
+        store2.sql("SELECT * FROM NORTH")
+    assert info.value.suggestions[0] == "north"
+    with pytest.raises(QueryError, match="compare each column with a value of its type"):
+        store2.sql("SELECT frame_id FROM north WHERE width > 'a'")
+    with pytest.raises(QueryError, match="compare each column with a value of its type"):
+        store2.sql("SELECT width > 'a' AS x FROM north")
+    assert store2.dataset("north").version == version

@@ -7,10 +7,16 @@ import polars as pl
 from .table import FrameTable
 
 
+def explode_annotations(frames: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame | pl.DataFrame:
+    """One row per annotation of `frames` (eager or lazy): frame_id plus every annotation field."""
+    return frames.select("frame_id", "annotations").explode("annotations").drop_nulls("annotations").unnest(
+        "annotations"
+    )
+
+
 def annotations_frame(table: FrameTable) -> pl.DataFrame:
-    """One row per annotation: frame_id plus every annotation field."""
-    df = table.to_polars(columns=["frame_id", "annotations"])
-    return df.explode("annotations").drop_nulls("annotations").unnest("annotations")
+    """One row per annotation of the table: frame_id plus every annotation field."""
+    return explode_annotations(table.to_polars(columns=["frame_id", "annotations"]))
 
 
 def summarize(table: FrameTable) -> dict[str, pl.DataFrame]:

@@ -1,27 +1,34 @@
 """Analytic SQL across datasets (GROUP BY, joins, aggregates) through polars' SQL engine.
 
-Each dataset named in the query is exposed lazily under three relation names:
+Each dataset named in the query is exposed lazily under these relation names:
 `<ds>` (frames), `<ds>__annotations` (one row per annotation: frame_id plus every annotation
 field), `<ds>__labels` (one row per frame and derived label: frame_id, label) and
 `<ds>__label_counts` (label, frames: frames listing each label; read from the side table when one
-was built for the current version, else computed from `labels`).
+was built for the current version, else computed from `labels`). All relations of one dataset
+read the same snapshot: the dataset is opened once per query.
 """
 
 from __future__ import annotations
 
+import difflib
 from typing import TYPE_CHECKING
 
+import lance
 import polars as pl
+import pyarrow as pa
 from sqlglot import exp
 
 from ..errors import QueryError
-from .parse import parse_tree
+from ..frames.summary import explode_annotations
+from ..frames.table import FrameTable
+from .parse import _pos, parse_tree
 from .sidecar import open_annotation_table
 
 if TYPE_CHECKING:
     from ..store import Store
 
 RELATIONS = ("__annotations", "__labels", "__label_counts")
+_TYPE_HINT = "compare each column with a value of its type, e.g. width > 100, site = 'S1'"
 
 
 def run_sql(store: Store, sql: str) -> pl.DataFrame:
@@ -30,42 +37,59 @@ def run_sql(store: Store, sql: str) -> pl.DataFrame:
     if not isinstance(tree, exp.Query):
         raise QueryError("store.sql() runs SELECT queries only", sql, 0)
     ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
-    ctx = pl.SQLContext()
+    refs: dict[str, exp.Table] = {}
     for table in tree.find_all(exp.Table):
         if table.name and table.name not in ctes:
-            ctx.register(table.name, _relation(store, table.name, sql, table))
+            refs.setdefault(table.name, table)
+    known = store.datasets()
+    opened: dict[str, tuple[FrameTable, lance.LanceDataset]] = {}
+    ctx = pl.SQLContext()
+    for name, node in refs.items():
+        base, suffix = _split(name)
+        if base not in known:
+            raise _unknown(name, known, sql, node)
+        if base not in opened:
+            table = FrameTable(store, base)
+            opened[base] = (table, table.lance())
+        ctx.register(name, _relation(*opened[base], suffix))
     try:
         return ctx.execute(sql, eager=True)
-    except pl.exceptions.PolarsError as exc:
-        raise QueryError(f"cannot run the analytic query: {str(exc).splitlines()[0]}", sql, None) from exc
+    except (pl.exceptions.PolarsError, pa.ArrowException) as exc:
+        problem = str(exc).splitlines()[0]
+        hint = f"; {_TYPE_HINT}" if isinstance(exc, pa.ArrowException) or "compare" in problem else ""
+        raise QueryError(f"cannot run the analytic query: {problem}{hint}", sql, None) from exc
 
 
-def _relation(store: Store, name: str, sql: str, node: exp.Table) -> pl.LazyFrame:
-    base, suffix = name, ""
+def _split(name: str) -> tuple[str, str]:
+    """(dataset, relation suffix) of a relation name; the suffix is '' for the frames."""
     for rel in RELATIONS:
         if name.endswith(rel):
-            base, suffix = name.removesuffix(rel), rel
-    if base not in store.datasets():
-        from difflib import get_close_matches
+            return name.removesuffix(rel), rel
+    return name, ""
 
-        known = store.datasets()
-        names = known + [d + r for d in known for r in RELATIONS]
-        start = min((n.meta["start"] for n in node.walk() if "start" in n.meta), default=None)
-        raise QueryError(f"unknown dataset or relation {name!r}", sql, start,
-                         get_close_matches(name, names, n=3, cutoff=0.6))
-    ds = store.dataset(base)
-    lds = ds.lance()
+
+def _unknown(name: str, known: list[str], sql: str, node: exp.Table) -> QueryError:
+    names = known + [d + r for d in known for r in RELATIONS]
+    folded = {n.lower(): n for n in names}
+    close = [folded[n] for n in difflib.get_close_matches(name.lower(), list(folded), n=3, cutoff=0.6)]
+    listed = ", ".join(sorted(known)) or "none yet"
+    return QueryError(
+        f"unknown dataset or relation {name!r}; datasets: {listed}; each is also readable as "
+        f"<dataset>{', <dataset>'.join(RELATIONS)}",
+        sql, _pos(node), close,
+    )
+
+
+def _relation(table: FrameTable, lds: lance.LanceDataset, suffix: str) -> pl.LazyFrame:
     if suffix == "__label_counts":
-        stats = open_annotation_table(ds, lds.version, "label_counts")
+        stats = open_annotation_table(table, lds.version, "label_counts")
         if stats is not None:
             return pl.scan_pyarrow_dataset(stats)
         labels = pl.scan_pyarrow_dataset(lds).select(pl.col("labels").alias("label")).explode("label")
         return labels.drop_nulls().group_by("label").agg(pl.len().cast(pl.Int64).alias("frames"))
     frames = pl.scan_pyarrow_dataset(lds)
     if suffix == "__annotations":
-        return frames.select("frame_id", "annotations").explode("annotations").drop_nulls("annotations").unnest(
-            "annotations"
-        )
+        return explode_annotations(frames)
     if suffix == "__labels":
         return frames.select("frame_id", pl.col("labels").alias("label")).explode("label").drop_nulls("label")
     return frames
