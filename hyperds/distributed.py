@@ -13,7 +13,6 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import fsspec
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,7 +21,7 @@ from .errors import HyperdsError
 from .frames.headers import DEFAULT_BLOCK, read_headers
 from .frames.table import FrameTable
 from .frames.uris import resolve_uris
-from .fsio import without_secrets
+from .fsio import open_filesystem, without_secrets
 from .loaders.manifest import read_manifest
 from .versioning.predictions import PredictionResult, check_model
 
@@ -164,7 +163,7 @@ class _HeaderBatch:
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         if self._fs is None:
-            self._fs = fsspec.filesystem(self.protocol, skip_instance_cache=True, **self.options)
+            self._fs = open_filesystem(self.protocol, self.options, self.threads)
         out = read_headers(
             self._fs, batch.column("path").to_pylist(), batch.column("size").to_pylist(),
             hash=self.hash, block_size=self.block_size, threads=self.threads,

@@ -5,15 +5,20 @@ Lance (object_store) and s3fs name the same S3 settings differently; one transla
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
-__all__ = ["s3fs_options", "split_protocol", "without_secrets"]
+import fsspec
+
+from .errors import HyperdsError
+
+__all__ = ["missing_credentials", "open_filesystem", "s3fs_options", "split_protocol", "without_secrets"]
 
 # Option names that hold credentials: dropped whenever a Store, Fetcher or header reader is
 # pickled (spawned workers, Ray tasks, saved datasets). The access key id goes too: without
 # its secret it would only mismatch the secret found in the environment.
-_SECRET = re.compile(r"secret|token|password|session|access_key|^key$", re.IGNORECASE)
+_SECRET = re.compile(r"secret|token|password|session|access_key|account_key|credentials|^key$", re.IGNORECASE)
 
 # object_store / Lance style S3 option names (what a Store uses) -> their s3fs names.
 _S3FS_NAMES = {
@@ -68,3 +73,35 @@ def split_protocol(uri: str) -> tuple[str, str]:
         return "file", uri
     protocol, path = uri.split("://", 1)
     return protocol.lower(), (path if protocol.lower() != "file" else path or "/")
+
+
+def open_filesystem(
+    protocol: str, options: dict[str, Any], threads: int = 8, error: type[HyperdsError] = HyperdsError
+) -> fsspec.AbstractFileSystem:
+    """A new (never shared) fsspec file system for `protocol`; a missing package or unknown scheme raises `error`.
+
+    Shared instances would hand this process one built with other options, or a forked parent's event loop.
+    """
+    if protocol in ("s3", "s3a"):
+        options = s3fs_options(options, threads)
+    try:
+        return fsspec.filesystem(protocol, skip_instance_cache=True, **options)
+    except ImportError as exc:
+        raise error(f"cannot read {protocol}:// URIs: {exc}") from exc
+    except ValueError as exc:
+        if protocol in fsspec.available_protocols():
+            raise
+        raise error(
+            f"unknown URI scheme {protocol!r}: fix the URI (e.g. s3://bucket/key, https://host/path or a "
+            "local path), or install the fsspec package that reads it"
+        ) from exc
+
+
+@functools.cache
+def missing_credentials() -> tuple[type[BaseException], ...]:
+    """Exception types that mean no usable cloud credentials were found (botocore's, when installed)."""
+    try:
+        from botocore.exceptions import NoCredentialsError, PartialCredentialsError
+    except ImportError:
+        return ()
+    return (NoCredentialsError, PartialCredentialsError)

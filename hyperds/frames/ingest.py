@@ -15,13 +15,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import fsspec
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import IngestError
-from ..fsio import s3fs_options
+from ..fsio import open_filesystem, split_protocol
 from .bursts import DEFAULT_GAP_S, assign_bursts
 from .headers import DEFAULT_BLOCK, HEADER_SCHEMA, read_headers
 from .normalize import parse_timestamps
@@ -83,13 +82,12 @@ def source_filesystem(
     uri: str, storage_options: dict[str, Any] | None = None, threads: int = 16
 ) -> tuple[Any, str]:
     """The fsspec filesystem holding `uri` and the path of `uri` inside it."""
-    protocol = uri.split("://", 1)[0] if "://" in uri else "file"
-    options = s3fs_options(storage_options or {}, threads) if protocol in ("s3", "s3a") else dict(storage_options or {})
+    protocol = split_protocol(uri)[0]
     try:
-        fs, path = fsspec.core.url_to_fs(uri, **options)
-    except (ImportError, ValueError, TypeError) as exc:
+        fs = open_filesystem(protocol, dict(storage_options or {}), threads, IngestError)
+    except (ValueError, TypeError) as exc:
         raise IngestError(f"cannot open {uri}: {exc}") from exc
-    return fs, path.rstrip("/")
+    return fs, fs._strip_protocol(uri).rstrip("/")
 
 
 def compile_layout(layout: str) -> tuple[str, list[str]]:

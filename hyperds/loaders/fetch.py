@@ -12,7 +12,8 @@ from typing import Any
 
 import fsspec
 
-from ..fsio import s3fs_options, split_protocol, without_secrets
+from ..errors import LoaderError
+from ..fsio import missing_credentials, open_filesystem, split_protocol, without_secrets
 
 log = logging.getLogger(__name__)
 
@@ -54,24 +55,25 @@ class Fetcher:
         return fs
 
     def _open(self, protocol: str) -> fsspec.AbstractFileSystem:
-        options = s3fs_options(self.storage_options, self.threads) if protocol in ("s3", "s3a") else self.storage_options
-        # skip_instance_cache: fsspec's shared instances would hand this process a file system
-        # built with other options (or, in a forked child, the parent's event loop).
+        fs = open_filesystem(protocol, self.storage_options, self.threads, LoaderError)
         if self.cache_dir is None:
-            return fsspec.filesystem(protocol, skip_instance_cache=True, **options)
+            return fs
         log.debug("caching %s objects under %s", protocol, self.cache_dir)
-        return fsspec.filesystem(
-            "simplecache",
-            target_protocol=protocol,
-            target_options={**options, "skip_instance_cache": True},
-            cache_storage=self.cache_dir,
-            skip_instance_cache=True,
-        )
+        return fsspec.filesystem("simplecache", fs=fs, cache_storage=self.cache_dir, skip_instance_cache=True)
 
     def read(self, uri: str) -> bytes:
-        """The whole object at `uri` (OSError, e.g. FileNotFoundError, when it cannot be read)."""
+        """The whole object at `uri` (OSError, e.g. FileNotFoundError, when it cannot be read).
+
+        Missing credentials or an unusable URI scheme raise LoaderError: no image could be read.
+        """
         protocol, path = split_protocol(uri)
         if protocol == "file":
             with open(path, "rb") as fh:
                 return fh.read()
-        return self.filesystem(protocol).cat_file(path)
+        try:
+            return self.filesystem(protocol).cat_file(uri)  # the full URI: http(s) needs its scheme
+        except missing_credentials() as exc:
+            raise LoaderError(
+                f"no credentials to read {uri} ({exc}): set them in the environment (e.g. AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY) or a profile (AWS_PROFILE, or storage_options={'profile': ...})"
+            ) from exc
