@@ -172,6 +172,13 @@ def test_sequences_group_exactly_their_burst(bursts_ds):
     padded, lengths, targets = collate_sequences([frames[i] for i in range(len(frames))])
     assert padded.shape == (4, 2, 3, 30, 40) and sorted(lengths.tolist()) == [1, 1, 2, 2] and targets.shape == (4, 3)
 
+    as_bytes = FrameDataset(bursts_ds, unit="sequence", transform=T.ToTensor(torch.uint8), max_frames=2)
+    batch = [as_bytes[i] for i in range(len(as_bytes))]
+    padded, lengths, _ = collate_sequences(batch)
+    assert padded.dtype == torch.uint8  # padding keeps the frames' dtype
+    for (stack, _), row, n in zip(batch, padded, lengths.tolist()):
+        assert torch.equal(row[:n], stack) and not row[n:].any()
+
 
 def test_classification_targets(bursts_ds):
     by_id = {fid: labels for burst in BURSTS.values() for fid, _, labels in burst} | {"lone": ["lion"]}
@@ -188,6 +195,11 @@ def test_classification_targets(bursts_ds):
 
     with pytest.raises(LoaderError, match="exactly one class"):
         FrameDataset(bursts_ds, label_map={"lion": "cat"})  # zebra and elephant frames map to nothing
+    for index in (3, -1):  # outside classes' 0..2: caught when the loader is built, naming the label
+        with pytest.raises(LoaderError, match="'lion' to " + str(index)):
+            FrameDataset(bursts_ds, label_map={"lion": index, "zebra": 1}, classes=["a", "b", "c"], multilabel=True)
+    with pytest.raises(LoaderError, match="'zebra' to -2"):
+        FrameDataset(bursts_ds, label_map={"lion": 0, "zebra": -2}, multilabel=True)
     with pytest.raises(LoaderError, match="unknown target"):
         FrameDataset(bursts_ds, target="segmentation")
     with pytest.raises(LoaderError, match="lacks column"):

@@ -10,6 +10,7 @@ import os
 import pickle
 from collections import Counter
 
+import pyarrow as pa
 import pytest
 from conftest import DATA
 from torch.utils.data import DataLoader, get_worker_info
@@ -108,6 +109,23 @@ def test_two_ranks_by_two_workers_read_disjoint_shards(local_ds):
     assert union == ALL  # disjoint (every count is 1) and complete
     sizes = sorted(s.total() for s in shards.values())
     assert sizes[-1] - sizes[0] <= 1
+
+
+@pytest.mark.parametrize("n, world, workers", [(10, 2, 4), (10, 2, 3), (10, 4, 2), (7, 3, 2), (25, 2, 2)])
+def test_every_rank_reads_its_length_over_all_its_workers(n, world, workers):
+    """Ranks must take equal steps (DDP hangs otherwise) whatever the worker count; shards disjoint and complete."""
+    table = pa.table({"frame_id": [f"f{i}" for i in range(n)], "uri": ["x.jpg"] * n, "labels": [["a"]] * n})
+    union: Counter = Counter()
+    per_rank = []
+    for rank in range(world):
+        stream = IterableFrameDataset(table, seed=3, rank=rank, world_size=world)
+        shards = [stream.shard(w, workers).tolist() for w in range(workers)]
+        per_rank.append(sum(len(s) for s in shards))
+        assert per_rank[-1] == len(stream)
+        for shard in shards:
+            union.update(shard)
+    assert max(per_rank) - min(per_rank) <= 1
+    assert union == Counter(range(n))  # every sample exactly once
 
 
 def test_same_seed_and_epoch_give_the_same_order(local_ds):

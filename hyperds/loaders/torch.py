@@ -452,8 +452,8 @@ class IterableFrameDataset(IterableDataset):
 
     def shard(self, worker: int = 0, num_workers: int = 1) -> np.ndarray:
         """The sample indices that this rank's `worker` of `num_workers` reads this epoch."""
-        total = self.world_size * num_workers
-        return self.order()[self.rank * num_workers + worker :: total]
+        # Ranks first, then workers: every rank reads len(self) samples (uneven DDP step counts hang).
+        return self.order()[self.rank :: self.world_size][worker::num_workers]
 
     def __len__(self) -> int:
         """Samples this rank reads per epoch (all of its workers together)."""
@@ -477,7 +477,7 @@ def collate_sequences(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[t
     """Sequence batches: frames zero-padded to [B, T, C, H, W], each sequence's length, stacked targets."""
     lengths = torch.tensor([frames.shape[0] for frames, _ in batch])
     longest = int(lengths.max()) if len(batch) else 0
-    padded = torch.zeros((len(batch), longest, *batch[0][0].shape[1:])) if batch else torch.zeros(0)
+    padded = batch[0][0].new_zeros((len(batch), longest, *batch[0][0].shape[1:])) if batch else torch.zeros(0)
     for i, (frames, _) in enumerate(batch):
         padded[i, : frames.shape[0]] = frames
     return padded, lengths, torch.stack([target for _, target in batch]) if batch else torch.zeros(0)
