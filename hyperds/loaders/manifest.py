@@ -104,6 +104,7 @@ class Classes:
             if all(isinstance(v, (int, np.integer)) for v in values):
                 names = list(classes) if classes is not None else None
                 key_class = [int(v) for v in values]
+                cls._check_indices(label_map, names)
             else:
                 names = list(classes) if classes is not None else sorted({str(v) for v in values})
                 index = {n: i for i, n in enumerate(names)}
@@ -117,6 +118,16 @@ class Classes:
             keys = pa.array(names, pa.string())
             key_class = list(range(len(names)))
         return cls(names, keys, np.asarray(key_class + [-1], dtype=np.int64))
+
+    @staticmethod
+    def _check_indices(label_map: Mapping[str, int], names: list[str] | None) -> None:
+        bad = [k for k, v in label_map.items() if v < 0 or (names is not None and v >= len(names))]
+        if bad:
+            allowed = f"0..{len(names) - 1} (the positions in classes)" if names is not None else ">= 0"
+            raise LoaderError(
+                f"label_map maps {', '.join(f'{k!r} to {label_map[k]}' for k in bad[:5])}; class indices must be "
+                f"{allowed}: fix the label_map or pass classes= listing every class"
+            )
 
     @property
     def count(self) -> int:
