@@ -132,9 +132,14 @@ def test_s3_store_round_trip(s3_bucket, s3_storage_options):
 
 def test_pickled_store_has_no_secret(s3_storage_options):
     opts = dict(s3_storage_options, aws_secret_access_key="SUPERSECRET123")
+    # Azure and Google credentials too, each its own secret so a leak names its option.
+    cloud = ("account_key", "azure_storage_account_key", "google_service_account_key", "credentials")
+    opts.update({name: f"SUPERSECRET-{name}" for name in cloud})
     store = hyperds.Store("s3://bucket/x", opts)
     blob = pickle.dumps(store)
     assert b"SUPERSECRET123" not in blob
+    for name in cloud:
+        assert f"SUPERSECRET-{name}".encode() not in blob
     assert pickle.loads(blob).storage_options["aws_endpoint"] == opts["aws_endpoint"]
 
 
