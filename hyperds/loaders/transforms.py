@@ -33,6 +33,11 @@ def _done(img: Any, boxes: Boxes | None) -> Any:
     return img if boxes is None else (img, boxes)
 
 
+def _rgb_array(img: Image.Image) -> np.ndarray:
+    """The HWC uint8 pixels of an image as RGB, a writable copy."""
+    return np.array(img if img.mode == "RGB" else img.convert("RGB"), dtype=np.uint8)
+
+
 class Compose:
     """Apply transforms in order; its draft size is the first transform's.
 
@@ -99,13 +104,18 @@ class Resize:
     def draft_size(self, w: int, h: int) -> tuple[int, int]:
         return self.output_size(w, h)
 
+    @staticmethod
+    def scale_boxes(boxes: Boxes, w: int, h: int, out_w: int, out_h: int) -> Boxes:
+        """Pixel boxes of a w x h image moved onto the same image resized to out_w x out_h."""
+        return boxes * torch.tensor([out_w / w, out_h / h, out_w / w, out_h / h], dtype=boxes.dtype)
+
     def __call__(self, img: Image.Image, boxes: Boxes | None = None) -> Any:
         w, h = img.size
         out_w, out_h = self.output_size(w, h)
         if (out_w, out_h) != (w, h):
             img = img.resize((out_w, out_h), self.interpolation)
         if boxes is not None:
-            boxes = boxes * torch.tensor([out_w / w, out_h / h, out_w / w, out_h / h], dtype=boxes.dtype)
+            boxes = self.scale_boxes(boxes, w, h, out_w, out_h)
         return _done(img, boxes)
 
     def __repr__(self) -> str:
@@ -124,10 +134,14 @@ class CenterCrop:
     def __init__(self, size: int | Sequence[int]):
         self.size = _pair(size)
 
+    def offsets(self, w: int, h: int) -> tuple[int, int]:
+        """(left, top) of the crop in a w x h image (negative when the crop is larger)."""
+        out_h, out_w = self.size
+        return (w - out_w) // 2, (h - out_h) // 2
+
     def __call__(self, img: Image.Image, boxes: Boxes | None = None) -> Any:
         out_h, out_w = self.size
-        w, h = img.size
-        left, top = (w - out_w) // 2, (h - out_h) // 2
+        left, top = self.offsets(*img.size)
         img = img.crop((left, top, left + out_w, top + out_h))
         if boxes is not None:
             boxes = _crop_boxes(boxes, left, top, out_w, out_h)
@@ -219,8 +233,7 @@ class ToTensor:
         self.dtype = dtype
 
     def __call__(self, img: Image.Image, boxes: Boxes | None = None) -> Any:
-        array = np.array(img if img.mode == "RGB" else img.convert("RGB"), dtype=np.uint8)  # a writable copy
-        tensor = torch.from_numpy(array).permute(2, 0, 1)
+        tensor = torch.from_numpy(_rgb_array(img)).permute(2, 0, 1)
         if self.dtype != torch.uint8:
             tensor = tensor.to(self.dtype).div_(255)
         return _done(tensor, boxes)
@@ -250,18 +263,17 @@ class _ResizeToTensor:
                 if step is not None:
                     img, boxes = (step(img), None) if boxes is None else step(img, boxes)
             return _done(img, boxes)
-        rgb = np.array(img if img.mode == "RGB" else img.convert("RGB"), dtype=np.uint8)
-        pixels = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0)  # NCHW view of HWC memory
+        pixels = torch.from_numpy(_rgb_array(img)).permute(2, 0, 1).unsqueeze(0)  # NCHW view of HWC memory
         if (out_w, out_h) != (w, h):
             pixels = torch.nn.functional.interpolate(pixels, size=(out_h, out_w), mode="bilinear", antialias=True)
-        left, top = (out_w - crop_w) // 2, (out_h - crop_h) // 2
+        left, top = self.crop.offsets(out_w, out_h) if self.crop is not None else (0, 0)
         tensor = pixels[0, :, top : top + crop_h, left : left + crop_w]
         if self.to_tensor.dtype == torch.uint8:
             tensor = tensor.contiguous()
         else:
             tensor = tensor.to(self.to_tensor.dtype, memory_format=torch.contiguous_format).div_(255)
         if boxes is not None:
-            boxes = boxes * torch.tensor([out_w / w, out_h / h, out_w / w, out_h / h], dtype=boxes.dtype)
+            boxes = self.resize.scale_boxes(boxes, w, h, out_w, out_h)
             if self.crop is not None:
                 boxes = _crop_boxes(boxes, left, top, crop_w, crop_h)
         return _done(tensor, boxes)
