@@ -315,6 +315,8 @@ def test_engine_matches_reference(diff_root, rows, zones, trees, order, side_tab
             hits = sorted((r for r in rows if ref(trees[0], r) is True), key=lambda r: r["frame_id"])
             hits.sort(key=lambda r: (r[col] is not None, r[col] if r[col] is not None else 0), reverse=desc)
             assert ds.query(text).frame_ids().to_pylist() == [r["frame_id"] for r in hits[:limit]], text
+            assert ds.query(text).count() == len(hits[:limit]), text
+            assert ds.query(f"{text} OFFSET 2").count() == len(hits[2 : 2 + limit]), text
     finally:
         Query.nested_limit = default_limit
         shutil.rmtree(store.uri)

@@ -195,6 +195,23 @@ def test_side_table_skipped_when_pushdown_is_selective(ds):
     assert "built from frames version" in ds.query("any_annotation(label = 'zebra')").explain()
 
 
+def test_side_table_frame_ids_are_unique(ds):
+    """f04 has two zebra annotations: the side table still gives its id once (the IN list stays short)."""
+    from hyperds.query import Query
+    from hyperds.query.query import _side_frames
+    from hyperds.query.sidecar import build_annotation_table, open_annotation_table
+
+    build_annotation_table(ds)
+    q = Query(ds, "any_annotation(label = 'zebra') AND count_annotations(label = 'zebra') >= 1")
+    got = _side_frames(open_annotation_table(ds, ds.version), q.plan.side).to_pylist()
+    assert sorted(got) == ["f00", "f04"]
+
+
+def test_columns_as_one_name(ds):
+    assert ds.query("site = 'S2'").to_arrow(columns="site").column_names == ["site"]
+    assert ds.query("site = 'S2'").to_polars("width")["width"].to_list() == [660, 680]
+
+
 def test_optimize_makes_queries_use_the_side_table(ds):
     q = "any_annotation(label = 'zebra')"
     before = ids(ds.query(q))

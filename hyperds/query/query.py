@@ -73,12 +73,13 @@ class Query:
         return list(self.table.schema.names)
 
     # -- running -------------------------------------------------------------------------------
-    def to_arrow(self, columns: list[str] | None = None) -> pa.Table:
-        """Matching frames, ordered by ORDER BY (then frame_id), or by frame_id; LIMIT/OFFSET applied."""
+    def to_arrow(self, columns: list[str] | str | None = None) -> pa.Table:
+        """Matching frames, ordered by ORDER BY (then frame_id), or by frame_id; LIMIT/OFFSET applied.
+
+        `columns` (a list, or one name) overrides output_columns."""
         lds = self._lance()  # one snapshot for the whole read
-        names = lds.schema.names
-        out = list(columns) if columns is not None else [c.name for c in self.statement.select or []] or names
-        self._check_columns(out, names)
+        out = [columns] if isinstance(columns, str) else list(columns) if columns is not None else self.output_columns
+        self._check_columns(out, lds.schema.names)
         st = self.statement
         order = [k.column.name for k in st.order]
         table = self._scan(lds, _unique(["frame_id"] + out + order))
@@ -87,7 +88,7 @@ class Query:
             table = table.slice(st.offset, st.limit)
         return table.select(out)
 
-    def to_polars(self, columns: list[str] | None = None) -> pl.DataFrame:
+    def to_polars(self, columns: list[str] | str | None = None) -> pl.DataFrame:
         return pl.from_arrow(self.to_arrow(columns))
 
     def frame_ids(self) -> pa.Array:
@@ -96,10 +97,13 @@ class Query:
 
     def count(self) -> int:
         """Number of matching frames (after LIMIT/OFFSET)."""
-        st = self.statement
-        if self.plan.residual is None and st.limit is None and not st.offset:
-            return self._lance().count_rows(filter=self.plan.pushdown)
-        return len(self.frame_ids())
+        st, lds = self.statement, self._lance()
+        if self.plan.residual is None:
+            n = lds.count_rows(filter=self.plan.pushdown)
+        else:  # no sort needed to count: OFFSET/LIMIT only cut the number
+            n = self._scan(lds, ["frame_id"]).num_rows
+        n = max(n - st.offset, 0)
+        return n if st.limit is None else min(n, st.limit)
 
     def explain(self) -> str:
         """The pushed Lance filter, the residual, the side-table use and Lance's physical plans."""
@@ -166,7 +170,7 @@ class Query:
             ids = _side_frames(side, self.plan.side)
             residual = self.plan.without_side()
             if residual is None and pushdown is None and columns == ["frame_id"]:
-                return pa.table({"frame_id": pc.unique(ids)})
+                return pa.table({"frame_id": ids})
             if len(ids) <= _IN_LIST_LIMIT:
                 id_filter = f"frame_id IN ({', '.join(sql_literal(i) for i in ids.to_pylist())})" if len(ids) else "false"
                 pushdown = f"({pushdown}) AND ({id_filter})" if pushdown else id_filter
@@ -189,12 +193,12 @@ def _member(values: pa.ChunkedArray, ids: pa.Array) -> pa.Array:
 
 
 def _side_frames(side: lance.LanceDataset, terms: tuple[SideTerm, ...]) -> pa.Array:
-    """Frame ids meeting every side term (count of matching annotations `op` n); may repeat."""
+    """Frame ids meeting every side term (count of matching annotations `op` n), each once."""
     ids = None
     for term in terms:
         hits = side.to_table(columns=["frame_id"], filter=term.filter).column("frame_id")
         if (term.op, term.n) == (">=", 1):
-            found = hits
+            found = pc.unique(hits)
         else:
             counts = pc.value_counts(hits)
             ok = CMP[term.op](counts.field("counts"), term.n)
