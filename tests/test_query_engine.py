@@ -222,3 +222,22 @@ def test_optimize_makes_queries_use_the_side_table(ds):
     assert ids(ds.query(q)) == before
     with pytest.raises(SchemaError, match="read-only"):
         ds.at(version).optimize()
+
+
+def test_side_table_on_s3(s3_bucket, s3_storage_options, monkeypatch):
+    """On S3 too: no side table reads as none, a built one is found by its frames-version tag."""
+    import hyperds
+    from hyperds.query import Query
+    from hyperds.query.sidecar import build_annotation_table
+
+    monkeypatch.setattr(Query, "nested_limit", 0)
+    st = hyperds.connect(f"s3://{s3_bucket[0]}/store", storage_options=s3_storage_options)
+    s3ds = st.create_dataset("park")
+    s3ds.add_frames([_frame(0, "S1", dt.datetime(2024, 3, 5, tzinfo=UTC), [{"label": "lion"}, {"label": "lion"}]),
+                     _frame(1, "S2", dt.datetime(2024, 3, 6, tzinfo=UTC), [{"label": "zebra"}])])
+    q = "any_annotation(label = 'lion')"
+    assert "side table: not used" in s3ds.query(q).explain() and ids(s3ds.query(q)) == ["f00"]
+    build_annotation_table(s3ds)
+    assert "built from frames version" in s3ds.query(q).explain() and ids(s3ds.query(q)) == ["f00"]
+    got = st.sql("SELECT label, frames FROM park__label_counts ORDER BY label")
+    assert got.to_dicts() == [{"label": "lion", "frames": 1}, {"label": "zebra", "frames": 1}]

@@ -53,30 +53,29 @@ def build_annotation_table(table: FrameTable) -> int:
     # sorted by label: a label's rows are contiguous, so label-fixing filters read one run of pages
     # (10M frames: Q3's side filter 390 ms unsorted, 75 ms sorted); costs memory ~ the flat table
     flat = pl.from_arrow(flat).sort("label", maintain_order=True).to_arrow().cast(SIDE_SCHEMA)
-    side = _write_tagged(table, "annotations", flat, version)
+    side = _write(table, "annotations", flat)
     if side.count_rows():
         side.create_scalar_index("label", "BITMAP")
-        _tag_latest(table, "annotations", version)
+    _tag_as_built_from(side, version)  # once, after the index: readers find the indexed version
     per_label = pa.concat_tables(counts).group_by("label").aggregate([("frames", "sum")]) if counts else None
     per_label = per_label.rename_columns(["label", "frames"]) if per_label else LABEL_COUNTS_SCHEMA.empty_table()
-    _write_tagged(table, "label_counts", per_label.cast(LABEL_COUNTS_SCHEMA), version)
+    _tag_as_built_from(_write(table, "label_counts", per_label.cast(LABEL_COUNTS_SCHEMA)), version)
     log.info("%s: annotation side tables built for frames version %d", table.name, version)
     return version
 
 
-def _write_tagged(table: FrameTable, name: str, data, version: int) -> lance.LanceDataset:
+def _write(table: FrameTable, name: str, data: pa.Table) -> lance.LanceDataset:
     opts = table.store.storage_options or None
-    side = lance.write_dataset(data, side_uri(table, name), mode="overwrite", storage_options=opts)
-    _tag_latest(table, name, version)
-    return side
+    return lance.write_dataset(data, side_uri(table, name), mode="overwrite", storage_options=opts)
 
 
-def _tag_latest(table: FrameTable, name: str, version: int) -> None:
-    side = lance.dataset(side_uri(table, name), storage_options=table.store.storage_options or None)
-    if _tag(version) in side.tags.list():
-        side.tags.update(_tag(version), side.version)
+def _tag_as_built_from(side: lance.LanceDataset, frames_version: int) -> None:
+    """Point the side table's tag for `frames_version` at its current version."""
+    tag = _tag(frames_version)
+    if tag in side.tags.list():
+        side.tags.update(tag, side.version)
     else:
-        side.tags.create(_tag(version), side.version)
+        side.tags.create(tag, side.version)
 
 
 def _flatten(batches: Iterator[pa.RecordBatch], counts: list[pa.Table]) -> Iterator[pa.RecordBatch]:
@@ -93,11 +92,7 @@ def _flatten(batches: Iterator[pa.RecordBatch], counts: list[pa.Table]) -> Itera
 def open_annotation_table(table: FrameTable, frames_version: int, name: str = "annotations") -> lance.LanceDataset | None:
     """The side table `name` built from `frames_version`, or None when there is none."""
     opts = table.store.storage_options or None
-    try:
-        side = lance.dataset(side_uri(table, name), storage_options=opts)
-    except (ValueError, OSError):
+    try:  # one open: the tag names the version
+        return lance.dataset(side_uri(table, name), version=_tag(frames_version), storage_options=opts)
+    except (ValueError, OSError):  # no side table, or none built from this frames version
         return None
-    tag = side.tags.list().get(_tag(frames_version))
-    if tag is None:
-        return None
-    return lance.dataset(side_uri(table, name), version=tag["version"], storage_options=opts)
