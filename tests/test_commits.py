@@ -339,3 +339,19 @@ def test_reading_history_writes_nothing(store):
     versions = {n: store.open_lance(n).version for n in store.table_names()}
     assert ds.commits().height == 1 and ds.history("f").height == 1 and ds.blame("f").height == 1
     assert {n: store.open_lance(n).version for n in store.table_names()} == versions
+
+
+def test_writes_add_an_index_delta_instead_of_rewriting_the_index(ds, store):
+    """A small add or commit must not rewrite a whole single-segment index (its cost would follow the table)."""
+    def segments():
+        return {i.name: {s.uuid for s in i.segments} for i in ds.lance().describe_indices()}
+
+    first = segments()
+    assert first and all(len(s) == 1 for s in first.values())
+    ds.add_frames([{**_frames(7)[6], "site": "S2"}])
+    after_add = segments()
+    assert all(first[name] < after_add[name] for name in first)  # the first segment is kept, a delta added
+    ds.commit([{"op": "relabel", "frame_id": "f6", "ann_id": "f6:0", "label": "eland"}], author="a")
+    assert all(first[name] <= segments()[name] for name in first)
+    assert ds.count("site = 'S2'") == 1 and "eland" in ds.get("f6")["labels"]
+    assert {i.num_rows_indexed for i in ds.lance().describe_indices()} == {7}

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import lance
@@ -42,6 +41,11 @@ class AddResult:
 def sql_literal(value: str) -> str:
     """A string as a quoted SQL literal for Lance filters."""
     return "'" + value.replace("'", "''") + "'"
+
+
+def count_annotations(table: pa.Table) -> int:
+    """How many annotations the frame rows of `table` hold."""
+    return int(pc.sum(pc.list_value_length(table.column("annotations"))).as_py() or 0)
 
 
 class FrameTable:
@@ -85,10 +89,6 @@ class FrameTable:
     def version(self) -> int:
         return self.lance().version
 
-    def versions(self) -> list[dict[str, Any]]:
-        """Every Lance version of the table: version number, timestamp, metadata."""
-        return self.lance().versions()
-
     @property
     def schema(self) -> pa.Schema:
         return self.lance().schema
@@ -117,9 +117,6 @@ class FrameTable:
 
     def to_polars(self, columns: list[str] | None = None, filter: str | None = None) -> pl.DataFrame:
         return pl.from_arrow(self.to_arrow(columns=columns, filter=filter))
-
-    def to_batches(self, columns: list[str] | None = None, filter: str | None = None) -> Iterator[pa.RecordBatch]:
-        return self.lance().to_batches(columns=columns, filter=filter)
 
     def get(self, frame_id: str) -> dict[str, Any]:
         """One frame as a dict (annotations as a list of dicts)."""
@@ -160,8 +157,9 @@ class FrameTable:
         """Insert the rows of `table` (already in the frames schema, see normalize_frames) whose
         frame_id is new, as one commit; when none is new, nothing is written."""
         self._require_writable()
+        empty = self.lance().count_rows() == 0
         ids = table.column("frame_id").combine_chunks()
-        new = table.filter(pc.invert(pc.is_in(ids, self.existing_ids(ids))))
+        new = table if empty else table.filter(pc.invert(pc.is_in(ids, self.existing_ids(ids))))
         skipped = table.num_rows - new.num_rows
         if new.num_rows == 0:
             return AddResult(0, skipped, self.version)
@@ -169,12 +167,12 @@ class FrameTable:
         ds = self.lance()
         # merge_insert, not append: a frame_id inserted concurrently since the check stays single.
         builder = ds.merge_insert("frame_id").when_not_matched_insert_all()
-        if new.num_rows > _INDEXED_MERGE_LIMIT or ds.count_rows() == 0:
+        if new.num_rows > _INDEXED_MERGE_LIMIT or empty:
             builder = builder.use_index(False)
         inserted = int(builder.execute(self._align(new, ds.schema))["num_inserted_rows"])
         self._ds = None
-        self.refresh_indices()
-        annotations = int(pc.sum(pc.list_value_length(new.column("annotations"))).as_py() or 0)
+        self.refresh_indices(merge=False)
+        annotations = count_annotations(new)
         log.info("%s: inserted %d frames, skipped %d existing", self.name, inserted, table.num_rows - inserted)
         return AddResult(inserted, table.num_rows - inserted, self.version, annotations)
 
@@ -196,15 +194,24 @@ class FrameTable:
             self._ds = None
             log.info("%s: added user column(s) %s", self.name, [f.name for f in new])
 
-    def refresh_indices(self) -> None:
-        """Create the scalar indices on first data, then fold new fragments into them."""
+    def refresh_indices(self, merge: bool = True) -> None:
+        """Create the scalar indices on first data, then fold new rows into their last segment.
+
+        With merge=False (after each write) an index still in one segment gets a delta segment instead,
+        since folding into it would rewrite it whole: the cost then follows the rows written, not the table.
+        """
         ds = self.lance()
         if ds.count_rows() == 0:
             return
-        have = {d.field_names[0] for d in ds.describe_indices()}
+        indices = ds.describe_indices()
+        have = {d.field_names[0] for d in indices}
         missing = {c: t for c, t in INDICES.items() if c not in have}
         for column, kind in missing.items():
             ds.create_scalar_index(column, kind)
         if not missing:
-            ds.optimize.optimize_indices()
+            single = [] if merge else [i.name for i in indices if len(i.segments) == 1]
+            if single:
+                ds.optimize.optimize_indices(num_indices_to_merge=0, index_names=single)
+            if len(single) < len(indices):
+                ds.optimize.optimize_indices(index_names=[i.name for i in indices if i.name not in single])
         self._ds = None

@@ -113,7 +113,7 @@ def commit(
     summary = record(table, props, committed.version, rows, after)
     table._ds = None
     try:
-        _refresh_indices(table)
+        table.refresh_indices(merge=False)
     except OSError as exc:  # a concurrent index refresh won; the next write folds these rows in
         log.info("%s: index refresh after commit %s deferred: %s", table.name, commit_id, exc)
     log.info("%s: commit %s by %s -> version %d (%d frames)", table.name, commit_id, author, committed.version,
@@ -129,19 +129,6 @@ def commit(
         reviewed=summary["reviewed"],
         attempts=attempt,
     )
-
-
-def _refresh_indices(table: FrameTable) -> None:
-    """Fold the committed rows into the scalar indices at a cost that follows the rows, not the table.
-
-    An index still in one segment gets a delta segment (merging into it would rewrite it whole);
-    FrameTable.refresh_indices then merges later commits' rows into that delta.
-    """
-    single = [i.name for i in table.lance().describe_indices() if len(i.segments) == 1]
-    if single:
-        table.lance().optimize.optimize_indices(num_indices_to_merge=0, index_names=single)
-        table._ds = None
-    table.refresh_indices()
 
 
 def _expected_revisions(table: FrameTable, df: pl.DataFrame, based_on: int | None) -> pl.DataFrame:

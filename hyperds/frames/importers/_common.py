@@ -25,7 +25,7 @@ from ...errors import SchemaError, SourceFormatError
 from ..headers import read_headers
 from ..normalize import normalize_frames, parse_timestamps
 from ..schema import ANNOTATION_TYPE, BBOX_TYPE
-from ..table import FrameTable
+from ..table import FrameTable, count_annotations
 from ..uris import is_relative, resolve_uris
 from .report import ImportReport
 
@@ -269,7 +269,7 @@ def write_frames(ds: FrameTable, frames: pa.Table, fmt: str, path: Path | str, *
         frames_read=table.num_rows,
         frames_inserted=result.inserted,
         frames_skipped=result.skipped,
-        annotations_read=_count_annotations(table),
+        annotations_read=count_annotations(table),
         annotations_inserted=result.annotations,
         version_before=before,
         version_after=ds.version,
@@ -278,6 +278,3 @@ def write_frames(ds: FrameTable, frames: pa.Table, fmt: str, path: Path | str, *
     log.info("%s", report.summary())
     return report
 
-
-def _count_annotations(table: pa.Table) -> int:
-    return int(pc.sum(pc.list_value_length(table.column("annotations"))).as_py() or 0)
