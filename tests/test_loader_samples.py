@@ -150,12 +150,15 @@ def bursts_ds(store, tmp_path):
     return ds
 
 
-def test_sequences_group_exactly_their_burst(bursts_ds):
+def test_sequences_group_exactly_their_burst(bursts_ds, tmp_path):
     expected = {seq: [fid for fid, _, _ in sorted(frames, key=lambda f: f[1])] for seq, frames in BURSTS.items()}
     expected["lone"] = ["lone"]
     ids = FrameDataset(bursts_ds, unit="sequence", target=lambda rows: [r["frame_id"] for r in rows])
     got = [target for _, target in ids.__getitems__(list(range(len(ids))))]
     assert sorted(got) == sorted(expected.values())
+    uris = FrameDataset(bursts_ds, unit="sequence", target=lambda rows: [r["uri"] for r in rows])
+    for (_, fids), (_, got_uris) in zip(ids.__getitems__(list(range(len(ids)))), uris.__getitems__(list(range(len(uris))))):
+        assert got_uris == [(tmp_path / f"{fid}.jpg").as_uri() for fid in fids]  # resolved against the dataset's root
 
     frames = FrameDataset(bursts_ds, unit="sequence", transform=T.ToTensor(), max_frames=2)
     assert frames.classes == ["elephant", "lion", "zebra"]

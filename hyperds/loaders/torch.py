@@ -272,13 +272,13 @@ class FrameDataset(Dataset):
         jobs = [(slot, row, box) for slot, i in enumerate(indices) for row, box in self._frames_of(i)]
         uris = self._resolved_uris([row for _, row, _ in jobs])
         results = self._run([(row, uri, box) for (_, row, box), uri in zip(jobs, uris)])
-        per_sample: list[list[tuple[int, Any]]] = [[] for _ in indices]
+        per_sample: list[list[tuple[int, str, Any]]] = [[] for _ in indices]
         failed = []
-        for (slot, row, _), result in zip(jobs, results):
+        for (slot, row, _), uri, result in zip(jobs, uris, results):
             if isinstance(result, ImageLoadError):
                 failed.append(result)
             else:
-                per_sample[slot].append((row, result))
+                per_sample[slot].append((row, uri, result))
         if failed:
             if self.on_error == "raise":
                 raise failed[0]
@@ -361,16 +361,17 @@ class FrameDataset(Dataset):
 
         return for_crop
 
-    def _sample(self, index: int, loaded: list[tuple[int, Any]]) -> tuple[Any, Any]:
-        rows = [row for row, _ in loaded]
+    def _sample(self, index: int, loaded: list[tuple[int, str, Any]]) -> tuple[Any, Any]:
+        """Sample `index` from its loaded frames: (frame row, resolved uri, image) each."""
+        rows = [row for row, _, _ in loaded]
         if self.unit == "sequence":
-            images = [img for _, img in loaded]
+            images = [img for _, _, img in loaded]
             stacked = torch.stack(images) if all(isinstance(i, torch.Tensor) for i in images) else images
-            target = self.target([self._row(r) for r in rows]) if callable(self.target) else self._multi_hot(rows)
+            target = self.target([self._row(r, uri) for r, uri, _ in loaded]) if callable(self.target) else self._multi_hot(rows)
             return stacked, target
-        row, image = loaded[0]
+        row, uri, image = loaded[0]
         if callable(self.target):
-            record = self._row(row)
+            record = self._row(row, uri)
             if self.unit == "crop":
                 record["crop_xywh"] = self._boxes.xywh[index].tolist()
             return image, self.target(record)
@@ -391,9 +392,9 @@ class FrameDataset(Dataset):
             hot[torch.from_numpy(ids.copy())] = 1.0
         return hot
 
-    def _row(self, row: int) -> dict[str, Any]:
+    def _row(self, row: int, uri: str) -> dict[str, Any]:
         record = self._rows.slice(row, 1).to_pylist()[0]
-        record["uri"] = self._resolved_uris([row])[0]
+        record["uri"] = uri  # resolved with the batch in __getitems__
         return record
 
 
