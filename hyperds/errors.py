@@ -19,12 +19,13 @@ class StoreError(HyperdsError):
 class DatasetNotFoundError(HyperdsError, KeyError):
     """A dataset name that the store does not hold."""
 
-    def __init__(self, name: str, existing: Sequence[str]):
+    def __init__(self, name: str, existing: Sequence[str], store: str = ""):
         self.name = name
         self.existing = list(existing)
         listed = ", ".join(sorted(existing)) or "none yet"
+        where = f" in store {store}" if store else ""  # so a mistyped store path shows
         super().__init__(
-            f"dataset {name!r} does not exist; existing datasets: {listed}. "
+            f"dataset {name!r} does not exist{where}; existing datasets: {listed}. "
             f"Create it with store.create_dataset({name!r}) or `hyperds import ... --dataset {name}`."
         )
 

@@ -53,7 +53,13 @@ class Store:
     def __init__(self, uri: str, storage_options: dict[str, str] | None = None):
         if "://" not in uri or uri.startswith("file://"):
             path = Path(uri.removeprefix("file://")).expanduser().resolve()
-            path.mkdir(parents=True, exist_ok=True)
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot use {path} as a store: {exc}. Pass a folder you can write to (it is created if missing), "
+                    "not a file"
+                ) from exc
             uri = str(path)
         self.uri = uri.rstrip("/")
         self.storage_options = dict(storage_options or {})
@@ -68,8 +74,15 @@ class Store:
             try:
                 self._conn = lancedb.connect(self.uri, storage_options=self.storage_options or None)
             except (OSError, ValueError, RuntimeError) as exc:
-                raise StoreError(f"cannot open store at {self.uri}: {exc}") from exc
+                raise self._unreachable(f"cannot open store at {self.uri}", exc) from exc
         return self._conn
+
+    def _unreachable(self, doing: str, exc: Exception) -> StoreError:
+        """A StoreError saying what failed; for a remote store also what to check."""
+        hint = ""
+        if "://" in self.uri:
+            hint = "; check the endpoint, region and credentials (storage_options, or the environment / a profile)"
+        return StoreError(f"{doing}: {exc}{hint}")
 
     def __repr__(self) -> str:
         return f"Store({self.uri!r})"
@@ -99,7 +112,7 @@ class Store:
             try:
                 page = self._db.list_tables(page_token=token) if token else self._db.list_tables()
             except (OSError, ValueError, RuntimeError) as exc:
-                raise StoreError(f"cannot list tables of store {self.uri}: {exc}") from exc
+                raise self._unreachable(f"cannot list tables of store {self.uri}", exc) from exc
             names += list(page.tables)
             token = page.page_token
             if not token:
@@ -144,14 +157,16 @@ class Store:
         """Open a dataset by name."""
         from .dataset import Dataset
 
-        if name not in self.datasets():
-            raise DatasetNotFoundError(name, self.datasets())
+        existing = self.datasets()
+        if name not in existing:
+            raise DatasetNotFoundError(name, existing, self.uri)
         return Dataset(self, name)
 
     def drop_dataset(self, name: str) -> None:
         """Delete a dataset and all its versions."""
-        if name not in self.datasets():
-            raise DatasetNotFoundError(name, self.datasets())
+        existing = self.datasets()
+        if name not in existing:
+            raise DatasetNotFoundError(name, existing, self.uri)
         self._db.drop_table(name)
 
     # -- analytic queries ------------------------------------------------------------------

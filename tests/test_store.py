@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import pickle
+import socket
 
 import polars as pl
 import pyarrow as pa
 import pytest
 
 import hyperds
-from hyperds.errors import DatasetExistsError, DatasetNotFoundError, DuplicateFrameError, FrameNotFoundError, SchemaError
+from hyperds.errors import (
+    DatasetExistsError,
+    DatasetNotFoundError,
+    DuplicateFrameError,
+    FrameNotFoundError,
+    SchemaError,
+    StoreError,
+)
 
 
 def _frames(n: int, prefix: str = "f") -> list[dict]:
@@ -128,6 +136,22 @@ def test_s3_store_round_trip(s3_bucket, s3_storage_options):
     got = again.dataset("cams").to_arrow().sort_by("frame_id")
     assert got.num_rows == 20
     assert again.dataset("cams").get("f7")["labels"] == ["lion"]
+
+
+def test_store_errors_say_what_to_check(tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a store")
+    with pytest.raises(StoreError, match="not a file"):
+        hyperds.connect(a_file)
+    typo = hyperds.connect(tmp_path / "typo")
+    with pytest.raises(DatasetNotFoundError, match=f"in store {typo.uri};"):  # the mistyped path shows
+        typo.dataset("md")
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    options = {"aws_endpoint": f"http://127.0.0.1:{port}", "allow_http": "true", "region": "us-east-1"}
+    with pytest.raises(StoreError, match="check the endpoint, region and credentials"):
+        hyperds.connect("s3://bucket/prefix", options).datasets()
 
 
 def test_pickled_store_has_no_secret(s3_storage_options):
