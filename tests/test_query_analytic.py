@@ -102,3 +102,14 @@ def test_analytic_errors_name_datasets_and_hint(store2):
     with pytest.raises(QueryError, match="compare each column with a value of its type"):
         store2.sql("SELECT width > 'a' AS x FROM north")
     assert store2.dataset("north").version == version
+
+
+def test_dataset_names_with_dash_or_dot(store2):
+    store2.create_dataset("cam-traps.v2").add_frames(ROWS["south"])
+    got = store2.sql('SELECT COUNT(*) AS n FROM "cam-traps.v2__annotations"')
+    assert got["n"].to_list() == [sum(len(r["annotations"]) for r in ROWS["south"])]
+    assert store2.dataset("cam-traps.v2").query('SELECT site FROM "cam-traps.v2"').count() == len(ROWS["south"])
+    with pytest.raises(QueryError, match="double-quote dataset names containing - or ."):
+        store2.sql("SELECT * FROM cam-traps.v2")
+    with pytest.raises(QueryError, match="'traps.v2' reads as a qualified name; double-quote"):
+        store2.sql("SELECT * FROM traps.v2")

@@ -49,6 +49,11 @@ BAD = [
     ("count_annotations(label = 'x') > 9223372036854775808", "number too large", "922", []),
     ("width > -9223372036854775809", "number too large", "922", []),
     ("SELECT * FROM cams LIMIT 99999999999999999999", "number too large", "999", []),
+    ('site = "S1"', "unknown column 'S1'; write strings in single quotes: 'S1'", '"S1"', []),
+    ("width > 3 AND", "syntax error: incomplete expression at 'AND'", "AND", []),
+    ("site = 'S1' OR\n  width =", "syntax error: incomplete expression at '='", "=<", []),
+    ("SELECT * FROM my-cams WHERE width > 3", "double-quote dataset names containing - or .", "-", []),
+    ("SELECT * FROM my.cams", "'my.cams' reads as a qualified name; double-quote dataset names", "my.cams", []),
 ]
 
 
@@ -81,6 +86,20 @@ def test_int64_bounds_are_accepted(ds):
     """The extreme int64 values still run (only values beyond them are refused)."""
     assert ds.query("width > -9223372036854775808 OR width IS NULL").count() == 1
     assert ds.query("width < 9223372036854775807 OR width IS NULL").count() == 1
+
+
+@pytest.mark.parametrize("query", [None, b"site = 'S1'", 3])
+def test_query_must_be_text(ds, query):
+    with pytest.raises(QueryError, match="a query string is needed"):
+        ds.query(query)
+    with pytest.raises(QueryError, match="a query string is needed"):
+        ds.store.sql(query)
+
+
+@pytest.mark.parametrize("query", ["", "  \n", ";", "-- nothing here"])
+def test_empty_analytic_query(ds, query):
+    with pytest.raises(QueryError, match="the query is empty; write e.g. SELECT"):
+        ds.store.sql(query)
 
 
 def test_errors_come_before_any_read(store):

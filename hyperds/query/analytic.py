@@ -21,7 +21,7 @@ from sqlglot import exp
 from ..errors import QueryError
 from ..frames.summary import explode_annotations
 from ..frames.table import FrameTable
-from .parse import _pos, parse_tree
+from .parse import _pos, dotted_name_error, parse_tree
 from .sidecar import open_annotation_table
 
 if TYPE_CHECKING:
@@ -39,6 +39,8 @@ def run_sql(store: Store, sql: str) -> pl.DataFrame:
     ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
     refs: dict[str, exp.Table] = {}
     for table in tree.find_all(exp.Table):
+        if table.args.get("db"):
+            raise dotted_name_error(table, sql)
         if table.name and table.name not in ctes:
             refs.setdefault(table.name, table)
     known = store.datasets()

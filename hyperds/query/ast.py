@@ -33,6 +33,7 @@ class Column(Node):
     scope: str = FRAME
     type: str = OTHER
     arrow_type: Any = field(default=None, compare=False)
+    quoted: bool = field(default=False, compare=False)  # written "name": maybe a string meant as 'name'
 
 
 @dataclass(frozen=True)

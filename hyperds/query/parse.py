@@ -6,6 +6,7 @@ Accepts a bare boolean expression (empty means all frames) or `SELECT cols FROM 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import sqlglot
@@ -18,6 +19,8 @@ _COMPARE = {exp.EQ: "=", exp.NEQ: "!=", exp.LT: "<", exp.LTE: "<=", exp.GT: ">",
 _FLIP = {"=": "=", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _ANN_KIND = {"any_annotation": "any", "all_annotations": "all"}
 _INT64_MAX = 2**63 - 1
+_QUOTE_NAMES = 'double-quote dataset names containing - or ., e.g. FROM "camera-traps"'
+_DASHED_FROM = re.compile(r"(?i)\b(?:FROM|JOIN)\s+\w+[-.]")
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class Statement:
 
 def parse(text: str) -> Statement:
     """Parse `text` (see module doc); raises QueryError with the position of the problem."""
+    _require_text(text)
     if not text.strip():
         return Statement(where=None)
     tree = parse_tree(text)
@@ -54,18 +58,44 @@ def parse(text: str) -> Statement:
 
 def parse_tree(text: str) -> exp.Expression:
     """sqlglot's tree for one statement; syntax errors become positioned QueryErrors."""
+    _require_text(text)
     try:
         trees = sqlglot.parse(text)
     except sqlglot.errors.ParseError as exc:
         err = exc.errors[0] if exc.errors else {}
-        pos = _offset(text, err.get("line"), err.get("col"), err.get("highlight") or "")
-        raise QueryError(f"syntax error: {err.get('description') or exc}", text, pos) from exc
+        highlight = err.get("highlight") or ""
+        pos = _offset(text, err.get("line"), err.get("col"), highlight)
+        raise QueryError(f"syntax error: {_syntax_problem(text, err.get('description') or str(exc), highlight)}",
+                         text, pos) from exc
     except sqlglot.errors.TokenError as exc:
         raise QueryError(f"syntax error: {_token_problem(text)}", text, _open_quote(text)) from exc
     trees = [t for t in trees if t is not None]
+    if not trees:
+        raise QueryError("the query is empty; write e.g. SELECT * FROM <dataset> LIMIT 10", text, 0)
     if len(trees) != 1:
         raise QueryError("syntax error: expected exactly one statement (drop the ';')", text, max(text.find(";"), 0))
     return trees[0]
+
+
+def _require_text(text: object) -> None:
+    if not isinstance(text, str):
+        raise QueryError(f"a query string is needed, got {type(text).__name__}; write e.g. \"site = 'S1'\"")
+
+
+def _syntax_problem(text: str, description: str, highlight: str) -> str:
+    """sqlglot's description in plain words, with a hint for the usual causes."""
+    if description.startswith("Required keyword"):  # e.g. `width > 3 AND`, `site =`
+        return (f"incomplete expression at {highlight!r}: a value or condition is missing after it; "
+                "complete it, e.g. width > 100 AND site = 'S1'")
+    if _DASHED_FROM.search(text):
+        return f"{description}; {_QUOTE_NAMES}"
+    return description
+
+
+def dotted_name_error(table: exp.Table, text: str) -> QueryError:
+    """FROM a.b: sqlglot reads a qualified name, but dataset names are one (quoted) name."""
+    name = ".".join(p.name for p in table.parts)
+    return QueryError(f"{name!r} reads as a qualified name; {_QUOTE_NAMES}", text, _pos(table))
 
 
 def _offset(text: str, line: int | None, col: int | None, highlight: str) -> int:
@@ -111,8 +141,10 @@ def _select(tree: exp.Select, text: str) -> Statement:
                 _pos(node) if isinstance(node, exp.Expression) else 0,
             )
     source = tree.args.get("from_") or tree.args.get("from")
-    if source is None or not isinstance(source.this, exp.Table) or source.this.args.get("db"):
+    if source is None or not isinstance(source.this, exp.Table):
         raise QueryError("SELECT needs FROM <dataset>", text, _pos(tree))
+    if source.this.args.get("db"):
+        raise dotted_name_error(source.this, text)
     table = source.this
     select: tuple[a.Column, ...] | None = None
     if not (len(tree.expressions) == 1 and isinstance(tree.expressions[0], exp.Star)):
@@ -186,7 +218,7 @@ class _Builder:
             case exp.Column():
                 if node.table:
                     raise self.fail(f"qualified name {node.sql()!r}: write the bare column name", node)
-                return a.Column(node.name, pos=pos)
+                return a.Column(node.name, quoted=bool(node.this.args.get("quoted")), pos=pos)
             case exp.Literal() | exp.Boolean() | exp.Null() | exp.Neg() | exp.Cast():
                 return self.literal(node)
             case exp.Is():

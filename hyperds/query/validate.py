@@ -186,7 +186,8 @@ class Validator:
                 raise self.fail(self._wrong_scope(col.name, scope), col)
             close = difflib.get_close_matches(col.name, list(names), n=3, cutoff=0.6)
             where = "annotation field" if scope == a.ANNOTATION else "column"
-            raise self.fail(f"unknown {where} {col.name!r}", col, close)
+            hint = f"; write strings in single quotes: {a.literal_sql(col.name, a.STRING)}" if col.quoted else ""
+            raise self.fail(f"unknown {where} {col.name!r}{hint}", col, close)
         arrow_type = names[name]
         return a.Column(name, scope, type_of(arrow_type), arrow_type, pos=col.pos)
 
