@@ -130,7 +130,7 @@ class FrameTable:
 
     def existing_ids(self, frame_ids: pa.Array) -> pa.Array:
         """The subset of `frame_ids` already in the table (index lookup for small sets)."""
-        if len(frame_ids) == 0 or len(self) == 0:
+        if len(frame_ids) == 0:
             return pa.array([], pa.string())
         ids = frame_ids.to_pylist()
         if len(ids) <= 1000:
