@@ -207,3 +207,20 @@ def test_malformed_json_and_missing_image(store, coco):
         import_coco(ds, path, check_images=True)
     assert err.value.element == "images[3].file_name"
     assert _state(ds) == (1, 0)
+
+
+def test_unknown_zone_and_dst_gap_are_named_and_change_nothing(store, coco):
+    path, doc = coco
+    ds = store.create_dataset("cct")
+    ds.add_frames([{"frame_id": "old", "uri": "s3://b/old.jpg"}])
+    before = _state(ds)
+    with pytest.raises(SourceFormatError, match=r"unknown time zone 'Mars/Olympus'.*\+01:00") as err:
+        import_coco(ds, path, tz="Mars/Olympus")
+    assert err.value.element is None
+    broken = copy.deepcopy(doc)
+    broken["images"][2]["datetime"] = "2024-03-31 02:30:00"  # clocks in Berlin jump from 02:00 to 03:00
+    path.write_text(json.dumps(broken))
+    with pytest.raises(SourceFormatError, match=r"2024-03-31 02:30:00.*UTC offset") as err:
+        import_coco(ds, path, tz="Europe/Berlin")
+    assert err.value.element == "images[2].datetime"
+    assert _state(ds) == before

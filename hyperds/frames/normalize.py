@@ -31,12 +31,35 @@ FrameInput = pa.Table | pa.RecordBatch | pl.DataFrame | Iterable[Mapping[str, An
 _ZONED = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|z|[+-]\d{2}(:?\d{2})?)$"
 
 
+_ZONE_HINT = "pass a UTC offset like +01:00 or an IANA time zone name like Europe/Berlin"
+
+
+def check_timezone(tz: str) -> None:
+    """Raise SchemaError unless Arrow knows the zone `tz` (an IANA name or a UTC offset like +01:00)."""
+    try:
+        pc.assume_timezone(pa.array([0], pa.timestamp("us")), tz)  # an empty array would not check the zone
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
+        raise SchemaError(f"unknown time zone {tz!r}; {_ZONE_HINT}") from exc
+
+
+def _assume_timezone(arr: pa.Array, tz: str) -> pa.Array:
+    """Naive timestamps read as local times in `tz`; a time its DST change skips or repeats raises."""
+    check_timezone(tz)
+    try:
+        return pc.assume_timezone(arr, tz)
+    except pa.ArrowInvalid as exc:
+        raise SchemaError(
+            f"{' '.join(str(exc).split())}; write the value with its UTC offset (e.g. 2024-03-31T02:30:00+01:00) "
+            "or pass the camera clock's fixed UTC offset (like +01:00) as the time zone"
+        ) from exc
+
+
 def parse_timestamps(values: pa.Array | pa.ChunkedArray, assume_tz: str = "UTC") -> pa.Array:
     """Cast ISO-8601 strings or timestamps to UTC microseconds; naive values are in `assume_tz`."""
     arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     if pa.types.is_timestamp(arr.type):
         if arr.type.tz is None:
-            arr = pc.assume_timezone(arr.cast(pa.timestamp("us")), assume_tz)
+            arr = _assume_timezone(arr.cast(pa.timestamp("us")), assume_tz)
         return arr.cast(UTC_US)
     if pa.types.is_date(arr.type):
         return parse_timestamps(arr.cast(pa.timestamp("us")), assume_tz)
@@ -54,7 +77,7 @@ def parse_timestamps(values: pa.Array | pa.ChunkedArray, assume_tz: str = "UTC")
         naive = pc.if_else(zoned, pa.scalar(None, pa.string()), arr).cast(pa.timestamp("us"))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise SchemaError(f"cannot parse timestamp: {exc}. Use ISO-8601, e.g. 2024-03-01T06:30:00+02:00") from exc
-    naive = pc.assume_timezone(naive, assume_tz).cast(UTC_US)
+    naive = _assume_timezone(naive, assume_tz).cast(UTC_US)
     return pc.if_else(zoned, with_zone, naive)
 
 

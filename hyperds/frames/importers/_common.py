@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from ...errors import SchemaError, SourceFormatError
 from ..headers import read_headers
-from ..normalize import normalize_frames, parse_timestamps
+from ..normalize import check_timezone, normalize_frames, parse_timestamps
 from ..schema import ANNOTATION_TYPE, BBOX_TYPE
 from ..table import FrameTable, count_annotations
 from ..uris import is_relative, resolve_uris
@@ -127,17 +127,19 @@ def check_unique(ids: pa.Array, path: Path | str, pointer: Pointer, what: str) -
 
 
 def parse_times(values: pa.Array, tz: str, path: Path | str, pointer: Pointer) -> pa.Array:
-    """ISO-8601 text to UTC; naive values are read in `tz`; a bad value is named."""
+    """ISO-8601 text to UTC; naive values are read in `tz`; a bad value (or zone) is named."""
+    try:
+        check_timezone(tz)
+    except SchemaError as exc:
+        raise SourceFormatError(str(path), None, str(exc)) from None
     try:
         return parse_timestamps(values, assume_tz=tz)
     except SchemaError as exc:
         for i in range(len(values)):
             try:
                 parse_timestamps(values.slice(i, 1), assume_tz=tz)
-            except SchemaError:
-                raise SourceFormatError(
-                    str(path), pointer(i), f"cannot parse timestamp {values[i].as_py()!r}", "use ISO-8601"
-                ) from exc
+            except SchemaError as one:
+                raise SourceFormatError(str(path), pointer(i), f"timestamp {values[i].as_py()!r}: {one}") from exc
         raise SourceFormatError(str(path), None, str(exc)) from exc
 
 
