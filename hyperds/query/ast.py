@@ -6,7 +6,6 @@ placeholders; the planner, the residual evaluator and the Lance filter writer al
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
@@ -167,10 +166,6 @@ def conjuncts(node: Node | None) -> list[Node]:
     if isinstance(node, And):
         return [t for a in node.args for t in conjuncts(a)]
     return [node]
-
-
-def replace(node: Node, **changes: Any) -> Node:
-    return dataclasses.replace(node, **changes)
 
 
 # -- canonical text ------------------------------------------------------------------------

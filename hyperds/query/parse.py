@@ -7,7 +7,7 @@ Accepts a bare boolean expression (empty means all frames) or `SELECT cols FROM 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import sqlglot
 from sqlglot import exp
@@ -40,7 +40,11 @@ class Statement:
     offset: int = 0
     table: str | None = None  # FROM name, None for a bare expression
     table_pos: int = 0
-    is_select: bool = field(default=False)
+
+    @property
+    def is_select(self) -> bool:
+        """Written as SELECT … FROM (not a bare expression)."""
+        return self.table is not None
 
 
 def parse(text: str) -> Statement:
@@ -51,7 +55,7 @@ def parse(text: str) -> Statement:
     tree = parse_tree(text)
     if isinstance(tree, exp.Select):
         return _select(tree, text)
-    if isinstance(tree, exp.Query) or not isinstance(tree, exp.Expression):
+    if isinstance(tree, exp.Query):
         raise QueryError("unsupported statement: only SELECT … FROM <dataset> or a boolean expression", text, 0)
     return Statement(where=_Builder(text).expr(tree))
 
@@ -163,7 +167,6 @@ def _select(tree: exp.Select, text: str) -> Statement:
         offset=build.count(tree.args.get("offset"), "OFFSET") or 0,
         table=table.name,
         table_pos=_pos(table),
-        is_select=True,
     )
 
 

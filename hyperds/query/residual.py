@@ -26,10 +26,8 @@ def evaluate(node: a.Node, data: pa.Table | pa.RecordBatch) -> pa.Array:
     return _Evaluator(lambda name: _column(data, name), data.num_rows).predicate(node)
 
 
-def mask(node: a.Node | None, data: pa.Table | pa.RecordBatch) -> pa.Array:
+def mask(node: a.Node, data: pa.Table | pa.RecordBatch) -> pa.Array:
     """Rows where the predicate is TRUE (UNKNOWN counts as not selected, as in WHERE)."""
-    if node is None:
-        return pa.array(np.ones(data.num_rows, dtype=bool))
     return pc.fill_null(evaluate(node, data), False)
 
 
