@@ -22,7 +22,7 @@ from .frames.headers import DEFAULT_BLOCK, read_headers
 from .frames.table import FrameTable
 from .frames.uris import resolve_uris
 from .fsio import open_filesystem, without_secrets
-from .loaders.manifest import read_manifest
+from .loaders.manifest import read_manifest, source_roots
 from .versioning.predictions import PredictionResult, check_model
 
 if TYPE_CHECKING:
@@ -71,21 +71,34 @@ def _target(source: Any, dataset: Dataset | None) -> Dataset:
 def to_ray(
     source: Any, columns: Sequence[str] | None = None, batch_size: int = 64, dataset: Dataset | None = None
 ) -> ray.data.Dataset:
-    """A Ray dataset of `source`'s frames: its Arrow manifest, sliced into blocks of `batch_size` rows.
+    """A Ray dataset of `source`'s frames: its Arrow manifest (`uri`s made absolute), in blocks of `batch_size` rows.
 
-    With `dataset`, only that dataset's frames of a multi-dataset view, with `uri`s made absolute
-    against its root.
+    With `dataset`, only that dataset's frames of a multi-dataset view. Only `columns` are read.
     """
     ray = _ray()
-    table = read_manifest(source, None if dataset is not None else columns)
-    if dataset is not None:
-        if "dataset" in table.column_names:
-            table = table.filter(pc.equal(table.column("dataset"), dataset.name))
-        if "uri" in table.column_names and dataset.root:
-            uris = resolve_uris(table.column("uri"), dataset.root)
-            table = table.set_column(table.schema.get_field_index("uri"), "uri", uris)
-        table = read_manifest(table, columns)
+    roots = {dataset.name: dataset.root} if dataset is not None else source_roots(source)
+    names = getattr(source, "datasets", None)
+    keyed = isinstance(names, (list, tuple)) and bool(names) and (dataset is not None or len(roots) > 1)
+    wanted = None if columns is None else list(dict.fromkeys([*columns, *(["dataset"] if keyed else [])]))
+    table = read_manifest(source, wanted)
+    if dataset is not None and keyed:
+        table = table.filter(pc.equal(table.column("dataset"), dataset.name))
+    if "uri" in table.column_names:
+        table = table.set_column(table.schema.get_field_index("uri"), "uri", _absolute_uris(table, roots))
+    if columns is not None:
+        table = table.select(list(columns))
     return ray.data.from_arrow(_blocks(table, batch_size))
+
+
+def _absolute_uris(table: pa.Table, roots: dict[str, str | None]) -> pa.Array:
+    """The `uri` column resolved against each row's dataset root (`roots` as loaders.manifest.source_roots)."""
+    if len(roots) == 1:
+        return resolve_uris(table.column("uri"), next(iter(roots.values())))
+    which, uris = table.column("dataset").combine_chunks(), table.column("uri").combine_chunks()
+    out = uris
+    for name, root in roots.items():
+        out = pc.if_else(pc.equal(which, name), resolve_uris(uris, root), out)
+    return out
 
 
 def _call(model_fn: ModelFn, batch: pa.Table) -> pa.Table:

@@ -69,6 +69,24 @@ def test_ray_results_equal_single_process(ray_runtime, store, tmp_path, s3_bucke
     """One test, so under pytest-xdist only one worker starts a Ray runtime."""
     _check_predict(store, tmp_path)
     _check_ingest(store, s3_bucket, s3_storage_options)
+    _check_to_ray_resolves_each_datasets_uris(store)
+
+
+def _check_to_ray_resolves_each_datasets_uris(store):
+    roots = {"east": "s3://east-bucket/photos", "west": "/data/west"}
+    for name, root in roots.items():
+        store.create_dataset(name, root=root).add_frames([{"frame_id": f"{name}1", "uri": "a/x.jpg"}])
+    store.create_view("both", "true", datasets=list(roots)).publish(version="1.0", author="t")
+    view = store.view("both", "1.0")
+
+    def rows(**kwargs):
+        frames = distributed.to_ray(view, columns=["frame_id", "uri"], **kwargs)
+        table = pa.concat_tables(ray.get(frames.to_arrow_refs()))
+        assert table.column_names == ["frame_id", "uri"]
+        return dict(zip(table.column("frame_id").to_pylist(), table.column("uri").to_pylist()))
+
+    assert rows() == {"east1": "s3://east-bucket/photos/a/x.jpg", "west1": "file:///data/west/a/x.jpg"}
+    assert rows(dataset=store.dataset("west")) == {"west1": "file:///data/west/a/x.jpg"}
 
 
 def _check_predict(store, tmp_path):
