@@ -1,4 +1,4 @@
-"""fsspec access shared by every layer: S3 option spellings, URI protocols, secret stripping.
+"""fsspec access shared by every layer: S3 option spellings, URI protocols, opening file systems, secrets.
 
 Lance (object_store) and s3fs name the same S3 settings differently; one translation serves all.
 """
@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
-
-import fsspec
+from typing import TYPE_CHECKING, Any
 
 from .errors import HyperdsError
+
+if TYPE_CHECKING:
+    import fsspec
 
 __all__ = ["missing_credentials", "open_filesystem", "s3fs_options", "split_protocol", "without_secrets"]
 
@@ -82,6 +83,8 @@ def open_filesystem(
 
     Shared instances would hand this process one built with other options, or a forked parent's event loop.
     """
+    import fsspec  # here: `import hyperds` (the store) needs only the option rules above
+
     if protocol in ("s3", "s3a"):
         options = s3fs_options(options, threads)
     try:
