@@ -355,3 +355,21 @@ def test_writes_add_an_index_delta_instead_of_rewriting_the_index(ds, store):
     assert all(first[name] <= segments()[name] for name in first)
     assert ds.count("site = 'S2'") == 1 and "eland" in ds.get("f6")["labels"]
     assert {i.num_rows_indexed for i in ds.lance().describe_indices()} == {7}
+
+
+@pytest.mark.parametrize(
+    "rows, match",
+    [
+        ([{"frame_id": "a", "uri": "a", "site_no": 1}, {"frame_id": "b", "uri": "b", "site_no": "s"}],
+         r"column 'site_no'.*row 1: 's'"),
+        ([{"frame_id": "a", "uri": "a", "annotations": ["cat"]}], r"row 0: annotations must be a list of dicts"),
+        ([{"frame_id": "a", "uri": "a", "annotations": [{"label": "c", "bbox": "abc"}]}],
+         r"column 'annotations'.*row 0.*4 numbers"),
+        (5, "rows must be a list of dicts"),
+    ],
+)
+def test_malformed_frame_rows_are_schema_errors(ds, rows, match):
+    before = (ds.version, len(ds))
+    with pytest.raises(hyperds.errors.SchemaError, match=match):
+        ds.add_frames(rows)
+    assert (ds.version, len(ds)) == before

@@ -108,6 +108,7 @@ def test_rerun_replaces_own_predictions_never_a_humans(ds, md):
         (MODEL, [{"frame_id": "F", "label": "animal", "confidence": 1.5}], "confidence"),
         (MODEL, [{"frame_id": "F", "label": "animal", "bbox": [0.1, 0.1, 0.1]}], "4 numbers"),
         (MODEL, [{"frame_id": "F", "label": "animal", "score": 0.3}], "prediction columns"),
+        (MODEL, [{"frame_id": "F", "label": "animal", "confidence": "high"}], r"'confidence'.*row 1: 'high'"),
     ],
 )
 def test_bad_predictions_write_nothing(ds, md, model, rows, match):
@@ -133,3 +134,9 @@ def test_rerun_keeps_a_box_a_person_moved(store):
     assert (moved["source_kind"], moved["source"]) == ("human", "alice")
     assert [round(v, 3) for v in moved["bbox"]] == [0.1, 0.1, 0.2, 0.2]
     assert len(anns) == 2  # alice's box and the new run's prediction
+
+
+def test_no_predictions_commit_nothing(ds):
+    before = ds.version
+    result = ds.add_predictions([], model=MODEL)
+    assert (result.frames, result.added, result.commit, ds.version) == (0, 0, None, before)

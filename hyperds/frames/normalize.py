@@ -89,7 +89,12 @@ def to_arrow_table(data: FrameInput) -> pa.Table:
         return pa.Table.from_batches([data])
     if isinstance(data, pl.DataFrame):
         return data.to_arrow()
-    rows = [dict(r) for r in data]
+    if not isinstance(data, Iterable) or isinstance(data, (str, bytes, Mapping)):
+        raise SchemaError(f"rows must be a list of dicts, an Arrow table or a polars DataFrame, not {type(data).__name__}")
+    rows = list(data)
+    for i, r in enumerate(rows):
+        if not isinstance(r, Mapping):
+            raise SchemaError(f"row {i} is {r!r}, not a dict; pass each row as a dict of column -> value")
     if not rows:
         return pa.table({"frame_id": pa.array([], pa.string()), "uri": pa.array([], pa.string())})
     names: dict[str, None] = {}
@@ -99,17 +104,53 @@ def to_arrow_table(data: FrameInput) -> pa.Table:
     for name in names:
         vals = [_plain(r.get(name)) for r in rows]
         if name == "annotations":
-            vals = [[_ann_dict(a) for a in (v or [])] for v in vals]
-            columns[name] = pa.array(vals, pa.list_(ANNOTATION_TYPE))
+            vals = [_ann_list(v, i) for i, v in enumerate(vals)]
         elif name == "captured_at":
-            columns[name] = pa.array([v.isoformat() if isinstance(v, dt.datetime) else v for v in vals])
-        else:
-            columns[name] = pa.array(vals)
+            vals = [v.isoformat() if isinstance(v, dt.datetime) else v for v in vals]
+        columns[name] = _column(name, vals, pa.list_(ANNOTATION_TYPE) if name == "annotations" else None)
     return pa.table(columns)
+
+
+def _column(name: str, vals: list[Any], typ: pa.DataType | None) -> pa.Array:
+    """One column of dict rows as Arrow; a value of the wrong type is named with its row."""
+    try:
+        return pa.array(vals, typ)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+        row = _first_bad_row(vals, typ)
+        hint = (
+            "an annotation's bbox is 4 numbers [x, y, w, h], its confidence a number, its count an integer"
+            if name == "annotations"
+            else "give the column one type in every row"
+        )
+        raise SchemaError(
+            f"column {name!r} has a value of the wrong type (row {row}: {vals[row]!r}): {exc}; {hint}"
+        ) from exc
+
+
+def _first_bad_row(vals: list[Any], typ: pa.DataType | None) -> int:
+    """The row at which converting `vals` to Arrow first fails (binary search on prefixes; error path only)."""
+    good, bad = 0, len(vals)  # vals[:good] converts, vals[:bad] does not
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        try:
+            pa.array(vals[:mid], typ)
+            good = mid
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+            bad = mid
+    return bad - 1
 
 
 def _plain(v: Any) -> Any:
     return v.tolist() if isinstance(v, np.ndarray) else v
+
+
+def _ann_list(v: Any, row: int) -> list[dict]:
+    """A row's annotations as dicts; anything but a list of dicts raises SchemaError naming the row."""
+    if v is None:
+        return []
+    if not isinstance(v, (list, tuple)) or not all(isinstance(a, Mapping) for a in v):
+        raise SchemaError(f"row {row}: annotations must be a list of dicts (e.g. [{{'label': 'deer'}}]), not {v!r}")
+    return [_ann_dict(a) for a in v]
 
 
 def _ann_dict(a: Mapping[str, Any]) -> dict:

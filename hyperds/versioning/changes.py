@@ -14,7 +14,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import CorrectionError
+from ..errors import CorrectionError, SchemaError
 from ..frames.normalize import bbox_out_of_range, derive_labels, to_arrow_table
 from ..frames.schema import ANNOTATION_TYPE, BBOX_TYPE
 
@@ -60,8 +60,8 @@ def normalize_changes(changes: ChangeInput) -> pl.DataFrame:
             raise CorrectionError("every change must be an object with an 'op' and a 'frame_id'", not_dicts)
         try:
             table = to_arrow_table(rows)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
-            raise CorrectionError(f"changes have values of the wrong type ({exc}); check bbox, confidence, count") from exc
+        except SchemaError as exc:
+            raise CorrectionError(f"changes: {exc}") from exc
     unknown = sorted(set(table.column_names) - set(CHANGE_SCHEMA.names))
     if unknown:
         raise CorrectionError(f"unknown change field(s) {unknown}; change fields are {CHANGE_SCHEMA.names}")

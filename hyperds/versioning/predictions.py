@@ -16,7 +16,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import PredictionError
+from ..errors import PredictionError, SchemaError
 from ..frames.normalize import FrameInput, bbox_out_of_range, to_arrow_table
 from ..frames.schema import BBOX_TYPE
 from .changes import flatten_annotations
@@ -62,7 +62,12 @@ def check_model(model: str) -> str:
 
 def normalize_predictions(predictions: FrameInput) -> pl.DataFrame:
     """Predictions in PREDICTION_SCHEMA plus `_row` (input position); malformed rows raise PredictionError."""
-    table = to_arrow_table(predictions)
+    try:
+        table = to_arrow_table(predictions)
+    except SchemaError as exc:
+        raise PredictionError(f"predictions: {exc}; nothing was written") from exc
+    if table.num_rows == 0:
+        return pl.from_arrow(PREDICTION_SCHEMA.empty_table()).with_row_index("_row")
     unknown = sorted(set(table.column_names) - set(PREDICTION_SCHEMA.names))
     if unknown or "frame_id" not in table.column_names:
         raise PredictionError(
