@@ -134,6 +134,15 @@ def test_explain_shows_index_use_and_q3_plan(ds):
     q3b = ds.query("any_annotation(label = 'lion' AND confidence >= 0.9 AND review_status != 'rejected')")
     assert "prefilter: array_has_any(labels, ['lion'])" in q3b.explain() and "labels_idx(LabelList)" in q3b.explain()
     assert ids(q3b) == ["f01"]
+    # a count that is false for 0 implies a matching annotation: the prefilter applies whatever the operator
+    cond = "label = 'lion' AND review_status != 'rejected'"
+    lions, everyone = ["f00", "f01"], ["f00", "f01", "f02", "f03", "f04"]
+    for test, want, prefiltered in ((">= 1", lions, True), ("!= 0", lions, True), ("> 0", lions, True),
+                                    ("= 1", lions, True), ("< 0", [], True), ("= 0", ["f02", "f03", "f04"], False),
+                                    ("<= 1", everyone, False), ("!= 1", ["f02", "f03", "f04"], False)):
+        q = ds.query(f"count_annotations({cond}) {test}")
+        assert ("prefilter: array_has_any(labels, ['lion'])" in q.explain()) == prefiltered, test
+        assert ids(q) == want, test
 
 
 def test_cli_query_formats(ds, tmp_path, capsys):

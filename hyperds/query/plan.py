@@ -67,10 +67,13 @@ def plan(where: a.Node | None) -> Plan:
             pushed.append(text)
             continue
         residual.append(term)
-        side_term = _side_term(term)
+        counted = _count_term(term)
+        if counted is None:
+            continue
+        side_term = _side_term(term, *counted)
         if side_term is not None:
             sides.append(side_term)
-        labels = _label_prefilter(term)
+        labels = _label_prefilter(counted[0])
         if labels:
             prefilters.append(f"array_has_any(labels, [{', '.join(sql_literal(x) for x in labels)}])")
     parts = pushed + prefilters
@@ -156,21 +159,25 @@ def _operand(node: a.Node, col: a.Column) -> str | None:
     return repr(float(node.value))
 
 
-def _label_prefilter(term: a.Node) -> list[str] | None:
-    """Labels one of which a frame must list for `term` to hold, when `labels` can prove it.
+def _count_term(term: a.Node) -> tuple[a.Node | None, str, int] | None:
+    """(cond, op, n) when `term` is "(count of annotations where cond holds) op n" and is false for
+    a count of 0, so only frames with a matching annotation can pass; any_annotation(c) is c, >=, 1."""
+    match term:
+        case a.AnnotationPredicate(kind="any", cond=cond):
+            return cond, ">=", 1
+        case a.Compare(left=a.AnnotationCount(cond=cond), op=op, right=a.Literal(type=a.INT, value=n)) if not (
+            _OPS[op](0, n)
+        ):
+            return cond, op, n
+    return None
+
+
+def _label_prefilter(cond: a.Node | None) -> list[str] | None:
+    """Labels one of which a frame must list to have an annotation meeting `cond`, when `labels` can prove it.
 
     `labels` lists the labels of annotations that are not rejected, so only a condition that
     fixes the label AND excludes rejected annotations may use it.
     """
-    match term:
-        case a.AnnotationPredicate(kind="any", cond=cond):
-            pass
-        case a.Compare(left=a.AnnotationCount(cond=cond), op=op, right=a.Literal(type=a.INT, value=n)) if (
-            (op in (">=", "=") and n >= 1) or (op == ">" and n >= 0)
-        ):
-            pass
-        case _:
-            return None
     if cond is None:
         return None
     labels, not_rejected = None, False
@@ -202,17 +209,8 @@ def _fixed_values(part: a.Node) -> tuple[str, set | None, set | None] | None:
     return None
 
 
-def _side_term(term: a.Node) -> SideTerm | None:
-    """`term` as a side-table question when the side table can answer it exactly."""
-    match term:
-        case a.AnnotationPredicate(kind="any", cond=cond):
-            op, n = ">=", 1
-        case a.Compare(left=a.AnnotationCount(cond=cond), op=op, right=a.Literal(type=a.INT, value=n)) if not (
-            _OPS[op](0, n)
-        ):
-            pass
-        case _:
-            return None
+def _side_term(term: a.Node, cond: a.Node | None, op: str, n: int) -> SideTerm | None:
+    """`term` (counting annotations where `cond` holds) as a side-table question, when Lance can filter `cond`."""
     if cond is None:
         return SideTerm(term, None, op, n)
     text = lance_filter(cond)
