@@ -217,13 +217,17 @@ def _break(case: str, folder: Path) -> tuple[str, str]:
         i = _first(rows, lambda r: not r["filePath"].startswith("https://"))
         (folder / rows[i]["filePath"]).unlink()
         return "media.csv", f"row {i + 2}, filePath"
+    if case == "resource_is_folder":
+        (folder / "observations.csv").unlink()
+        (folder / "observations.csv").mkdir()
+        return "observations.csv", None
     raise AssertionError(case)
 
 
 @pytest.mark.parametrize(
     "case",
     ["malformed_csv", "missing_column", "missing_value", "unknown_version", "bbox_outside", "duplicate_media",
-     "unknown_media", "bad_timestamp", "malformed_json", "missing_image"],
+     "unknown_media", "bad_timestamp", "malformed_json", "missing_image", "resource_is_folder"],
 )
 def test_bad_package_names_element_and_changes_nothing(store, sample_data, case):
     folder = sample_data / "camtrap-dp"

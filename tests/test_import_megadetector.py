@@ -251,3 +251,12 @@ def test_s3_store_round_trip(s3_bucket, s3_storage_options, store):
     assert a.select(keys).sort("ann_id").equals(b.select(keys).sort("ann_id"))
     assert len(reopened) == report.frames_inserted == len(_raw()["images"])
     assert os.environ.get("AWS_ENDPOINT_URL") is None  # nothing leaked to the environment
+
+
+def test_a_folder_or_missing_file_is_a_source_error(seeded, tmp_path):
+    before = _state(seeded)
+    for path, problem in ((tmp_path, "directory"), (tmp_path / "nope.json", "No such file")):
+        with pytest.raises(SourceFormatError, match=problem) as err:
+            import_megadetector(seeded, path)
+        assert (err.value.path, err.value.element) == (str(path), None)
+    assert _state(seeded) == before

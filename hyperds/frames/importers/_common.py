@@ -44,14 +44,14 @@ def read_json(path: Path) -> Any:
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
-    except FileNotFoundError:
-        raise SourceFormatError(str(path), None, "file not found", "check the path") from None
     except json.JSONDecodeError as exc:
         raise SourceFormatError(
             str(path), f"line {exc.lineno} column {exc.colno}", f"malformed JSON: {exc.msg}", "fix or re-export the file"
         ) from exc
     except UnicodeDecodeError as exc:
         raise SourceFormatError(str(path), f"byte {exc.start}", "not UTF-8 text", "save the file as UTF-8") from exc
+    except OSError as exc:  # missing, a directory, unreadable
+        raise SourceFormatError(str(path), None, exc.strerror or str(exc), "check the path") from None
 
 
 def require(obj: Any, key: str, path: Path, where: str, kind: type | tuple[type, ...]) -> Any:

@@ -81,10 +81,10 @@ def _read_csv(path: Path) -> pa.Table:
     try:
         with open(path, newline="", encoding="utf-8") as f:
             header = next(csv.reader(f), None)
-    except FileNotFoundError:
-        raise SourceFormatError(str(path), None, "file not found", "check the package's resource paths") from None
     except UnicodeDecodeError as exc:
         raise SourceFormatError(str(path), "row 1", "not UTF-8 text", "save the file as UTF-8") from exc
+    except OSError as exc:  # missing, a directory, unreadable
+        raise SourceFormatError(str(path), None, exc.strerror or str(exc), "check the package's resource paths") from None
     if not header:
         raise SourceFormatError(str(path), "row 1", "empty file: no header row")
     convert = pacsv.ConvertOptions(
