@@ -341,6 +341,22 @@ def test_reading_history_writes_nothing(store):
     assert {n: store.open_lance(n).version for n in store.table_names()} == versions
 
 
+def test_reading_history_of_a_never_committed_dataset_creates_no_catalog(store):
+    """Reads open `_commits`/`_events` only if they exist (a read-only store could not create them)."""
+    ds = store.create_dataset("fresh")
+    ds.add_frames([{"frame_id": "f", "uri": "f.jpg", "annotations": [{"label": "x"}]}])
+    tables = store.table_names()
+    with pytest.raises(hyperds.errors.FrameNotFoundError):
+        ds.history("nope")
+    assert ds.commits().height == 0
+    events = ds.history("f")
+    assert events.height == 0 and "message" in events.columns
+    assert ds.blame("f")["why"].to_list() == ["imported from human source"]
+    assert store.table_names() == tables
+    ds.commit([{"op": "relabel", "frame_id": "f", "ann_id": "f:0", "label": "y"}], author="ana", message="fix")
+    assert ds.history("f")["message"].to_list() == ["fix"]
+
+
 def test_writes_add_an_index_delta_instead_of_rewriting_the_index(ds, store):
     """A small add or commit must not rewrite a whole single-segment index (its cost would follow the table)."""
     def segments():

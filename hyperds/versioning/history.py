@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from ..frames.schema import ANNOTATION_TYPE, UTC_US
 from ..frames.table import sql_literal
+from .catalog import existing
 from .changes import flatten_annotations
 from .rows import read_rows
 
@@ -182,12 +183,12 @@ def reconcile(table: FrameTable) -> int:
     """
     frames = table.store.open_lance(table.name)
     latest = frames.version
-    catalog = table.store.catalog(COMMITS, COMMITS_SCHEMA)
+    catalog = existing(table.store, COMMITS)  # None until the first commit (or rebuild) records one
     key = _WATERMARK + table.name
-    mark = int((catalog.schema.metadata or {}).get(key.encode(), b"0"))
+    mark = int(((catalog.schema.metadata if catalog else None) or {}).get(key.encode(), b"0"))
     if latest <= mark:
         return 0
-    recorded = set(
+    recorded = set() if catalog is None else set(
         catalog.to_table(
             columns=["commit_id"], filter=f"dataset = {sql_literal(table.name)} AND version_after > {mark}"
         ).column("commit_id").to_pylist()
@@ -199,8 +200,9 @@ def reconcile(table: FrameTable) -> int:
         if props.get(PROP + "id") and props[PROP + "id"] not in recorded:
             _rebuild(table, version, tx)
             rebuilt += 1
-    if not rebuilt and latest - mark < _WATERMARK_STEP:
+    if not rebuilt and (catalog is None or latest - mark < _WATERMARK_STEP):
         return 0  # a read stays a read: the watermark moves only after a repair or every few dozen versions
+    catalog = catalog or existing(table.store, COMMITS)  # a rebuild has just created it
     try:
         catalog.update_schema_metadata({key: str(latest)})
     except OSError as exc:  # the watermark only saves work; a lost update is redone next time
@@ -226,28 +228,37 @@ def _rebuild(table: FrameTable, version: int, tx: lance.Transaction) -> None:
     log.warning("%s: rebuilt the history of commit %s (frames version %d)", table.name, tx.uuid, version)
 
 
-def _catalog_frame(table: FrameTable, name: str, schema: pa.Schema, filter: str, keys: list[str]) -> pl.DataFrame:
-    reconcile(table)
-    rows = table.store.catalog(name, schema).to_table(filter=filter)
+def _read(table: FrameTable, name: str, schema: pa.Schema, filter: str, keys: list[str]) -> pl.DataFrame:
+    """Rows of catalog `name` (the columns of `schema`); empty when no commit has created it yet."""
+    handle = existing(table.store, name)
+    rows = schema.empty_table() if handle is None else handle.to_table(columns=schema.names, filter=filter)
     # A rebuild racing the committer's own writes may record a row twice; both copies are identical.
     return pl.from_arrow(_conform(rows, schema)).unique(subset=keys, keep="first", maintain_order=True)
 
 
+_MESSAGES = pa.schema([COMMITS_SCHEMA.field("commit_id"), COMMITS_SCHEMA.field("message")])
+
+
 def commits(table: FrameTable) -> pl.DataFrame:
     """Every commit of the dataset, oldest first."""
-    df = _catalog_frame(table, COMMITS, COMMITS_SCHEMA, f"dataset = {sql_literal(table.name)}", ["commit_id"])
+    reconcile(table)
+    df = _read(table, COMMITS, COMMITS_SCHEMA, f"dataset = {sql_literal(table.name)}", ["commit_id"])
     return df.sort("version_after")
 
 
 def history(table: FrameTable, frame_id: str) -> pl.DataFrame:
     """Every annotation event of one frame, oldest first, with its commit's message (up to a pinned version)."""
+    reconcile(table)
     flt = f"dataset = {sql_literal(table.name)} AND frame_id = {sql_literal(frame_id)}"
     if table._pinned is not None:
         flt += f" AND version <= {int(table._pinned)}"
-    events = _catalog_frame(table, EVENTS, EVENTS_SCHEMA, flt, ["commit_id", "frame_id", "ann_id"])
+    events = _read(table, EVENTS, EVENTS_SCHEMA, flt, ["commit_id", "frame_id", "ann_id"])
     if events.height == 0:
         table.get(frame_id)  # FrameNotFoundError for a frame the dataset never held
-    messages = commits(table).select("commit_id", "message")
+        return events.with_columns(message=pl.lit(None, pl.String)).drop("dataset")
+    ids = ", ".join(sql_literal(c) for c in events["commit_id"].unique().sort().to_list())
+    messages = _read(table, COMMITS, _MESSAGES, f"dataset = {sql_literal(table.name)} AND commit_id IN ({ids})",
+                     ["commit_id"])
     return events.join(messages, on="commit_id", how="left").sort("version", "ann_id").drop("dataset")
 
 
