@@ -166,6 +166,9 @@ def test_diverse_with_an_unknown_embedding_column(store):
     ds, _ = _clustered(store)
     with pytest.raises(SelectionError, match="no embedding column 'clip'.*embedding"):
         select_frames(ds, strategy="diverse", column="clip")
+    # checked before any read: also when no frame matches, and before a bad `where` is run
+    with pytest.raises(SelectionError, match="no embedding column 'clip'.*column="):
+        select_frames(ds, strategy="diverse", column="clip", where="site = 'nowhere'")
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

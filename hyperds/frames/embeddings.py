@@ -123,16 +123,6 @@ def similar(table: FrameTable, frame_id: str, k: int = 10, column: str = EMBEDDI
     return pa.table({"frame_id": found.column("frame_id"), "distance": dist.cast(pa.float32())})
 
 
-def read_embeddings(table: FrameTable, column: str = EMBEDDING_COLUMN) -> tuple[pa.Array, np.ndarray]:
-    """Every frame that has a `column` vector: (frame_ids, float32 matrix with one row per frame)."""
-    _require_column(table, column)
-    data = table.to_arrow(columns=["frame_id", column], filter=f"{column} IS NOT NULL")
-    vecs = data.column(column).combine_chunks()
-    dim = vecs.type.list_size
-    flat = pc.list_flatten(vecs).to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-    return data.column("frame_id").combine_chunks(), flat.reshape(len(vecs), dim)
-
-
 def _require_column(table: FrameTable, column: str) -> None:
     if column not in embedding_columns(table.schema):
         have = embedding_columns(table.schema)

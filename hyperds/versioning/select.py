@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..errors import SelectionError
-from ..frames.embeddings import EMBEDDING_COLUMN, embedding_columns, read_embeddings
+from ..frames.embeddings import EMBEDDING_COLUMN, embedding_columns
 from ..frames.table import sql_literal
+from .changes import flatten_annotations
 from .review import AUTO_REVIEWER_PREFIX, draft_view
 
 if TYPE_CHECKING:
@@ -77,8 +77,9 @@ def select_frames(
     score: the confidence margin (uncertainty), the distance to the frames already chosen
     (diverse over embeddings), or null (random, and diverse over metadata).
     """
-    _check_args(k, strategy, seed)
-    frames = candidates(table, where)
+    _check_args(table, k, strategy, seed, column)
+    vectors = strategy == "diverse" and column in embedding_columns(table.schema)
+    frames = candidates(table, where, [column] if vectors else [])
     if frames.height == 0:
         return _RESULT_SCHEMA.empty_table()
     if strategy == "uncertainty":
@@ -88,36 +89,29 @@ def select_frames(
         picked = frames.with_columns(_tiebreak(frames.height, seed)).sort("_tie").head(k).select(
             "frame_id", score=pl.lit(None, pl.Float64)
         )
-    elif column in embedding_columns(table.schema):
-        picked = _k_center(table, frames, k, seed, column)
-    elif column != EMBEDDING_COLUMN:
-        raise SelectionError(
-            f"dataset {table.name!r} has no embedding column {column!r} "
-            f"(embedding columns: {embedding_columns(table.schema) or 'none'})"
-        )
+    elif vectors:
+        picked = _k_center(frames, k, seed, column)
     else:
         picked = _spread(frames, k, seed)
     picked = picked.with_columns(rank=pl.int_range(pl.len(), dtype=pl.Int64), score=pl.col("score").cast(pl.Float64))
     return picked.select("frame_id", "rank", "score").to_arrow().cast(_RESULT_SCHEMA)
 
 
-def candidates(table: FrameTable, where: str | None = None) -> pl.DataFrame:
+def candidates(table: FrameTable, where: str | None = None, columns: list[str] | None = None) -> pl.DataFrame:
     """Frames open for labelling (matching `where`, none reviewed or labelled by a person), sorted by frame_id.
 
-    Columns: frame_id, site, camera, captured_at, margin (the smallest |2·confidence − 1| of the
-    frame's live model annotations; 0 for a model annotation without confidence; 1 without any).
+    Columns: frame_id, site, camera, captured_at, `columns`, margin (the smallest |2·confidence − 1| of
+    the frame's live model annotations; 0 for a model annotation without confidence; 1 without any).
     """
-    data = table.to_arrow(columns=["frame_id", "site", "camera", "captured_at", "annotations"])
-    if where:
-        data = data.filter(pc.is_in(data.column("frame_id"), _query_ids(table, where)))
-    anns = data.column("annotations").combine_chunks()
-    flat = pc.list_flatten(anns)
-    per_ann = pl.DataFrame(
-        {
-            "i": pl.from_arrow(pc.list_parent_indices(anns)).cast(pl.Int64),
-            **{f: pl.from_arrow(pc.struct_field(flat, f)) for f in ("source_kind", "review_status", "reviewed_by")},
-            "confidence": pl.from_arrow(pc.struct_field(flat, "confidence")).cast(pl.Float64),
-        }
+    wanted = ["frame_id", "site", "camera", "captured_at", *(columns or []), "annotations"]
+    # One read: Dataset.query (query layer) when there is a `where`.
+    data = (table.query(where) if where else table).to_arrow(wanted)  # type: ignore[attr-defined]
+    per_ann = flatten_annotations(data).select(
+        pl.col("_f").cast(pl.Int64).alias("i"),
+        "source_kind",
+        "review_status",
+        "reviewed_by",
+        pl.col("confidence").cast(pl.Float64),
     )
     by_person = (pl.col("source_kind") == "human") | (
         (pl.col("review_status") != "unreviewed")
@@ -141,19 +135,19 @@ def candidates(table: FrameTable, where: str | None = None) -> pl.DataFrame:
     return frames
 
 
-def _query_ids(table: FrameTable, where: str) -> pa.Array:
-    query = table.query(where)  # type: ignore[attr-defined]  # Dataset.query (query layer)
-    ids = query.frame_ids()
-    return ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else pa.array(ids, pa.string())
-
-
-def _check_args(k: int, strategy: str, seed: int) -> None:
+def _check_args(table: FrameTable, k: int, strategy: str, seed: int, column: str) -> None:
     if strategy not in STRATEGIES:
         raise SelectionError(f"unknown selection strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise SelectionError(f"k must be a positive integer (frames to select), not {k!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise SelectionError(f"seed must be an integer, not {seed!r}")
+    have = embedding_columns(table.schema)
+    if strategy == "diverse" and column != EMBEDDING_COLUMN and column not in have:
+        raise SelectionError(
+            f"dataset {table.name!r} has no embedding column {column!r} (embedding columns: {have or 'none'}); "
+            "pass one of those as column=, or add vectors with ds.add_embeddings(frame_ids, vectors, model=...)"
+        )
 
 
 def _tiebreak(n: int, seed: int) -> pl.Series:
@@ -161,19 +155,18 @@ def _tiebreak(n: int, seed: int) -> pl.Series:
     return pl.Series("_tie", np.random.default_rng(seed).permutation(n))
 
 
-def _k_center(table: FrameTable, frames: pl.DataFrame, k: int, seed: int, column: str) -> pl.DataFrame:
-    """Greedy k-center (Gonzalez): a seeded first pick, then always the frame farthest from all picks."""
-    ids, vectors = read_embeddings(table, column)
-    keep = pc.is_in(ids, pa.array(frames["frame_id"].to_arrow())).to_numpy(zero_copy_only=False)
-    ids, vectors = ids.filter(pa.array(keep)), vectors[keep]
-    skipped = frames.height - len(ids)
+def _k_center(frames: pl.DataFrame, k: int, seed: int, column: str) -> pl.DataFrame:
+    """Greedy k-center (Gonzalez) over the `column` vectors of `frames` (sorted by frame_id): a seeded
+    first pick, then always the frame farthest from all picks."""
+    with_vector = frames.filter(pl.col(column).is_not_null())
+    skipped = frames.height - with_vector.height
     if skipped:
         log.warning("diverse selection: %d candidate frame(s) have no %r vector and were skipped", skipped, column)
-    if len(ids) == 0:
+    if with_vector.height == 0:
         log.warning("diverse selection: no candidate has a %r vector; spreading over sites, cameras and time", column)
         return _spread(frames, k, seed)
-    order = pc.sort_indices(ids).to_numpy()
-    ids, vectors = ids.take(pa.array(order)), vectors[order].astype(np.float64)
+    ids = with_vector["frame_id"].to_arrow()
+    vectors = with_vector[column].to_numpy().astype(np.float64)
     n = len(ids)
     first = int(np.random.default_rng(seed).integers(n))
     picks, scores = [first], [np.inf]
