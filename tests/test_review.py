@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import MD_JSON
 
-from hyperds.errors import QueryError, SelectionError
+from hyperds.errors import QueryError, SelectionError, ViewError
 from hyperds.versioning.review import accept_query, queue_query
 from hyperds.versioning.select import select_frames
 
@@ -207,3 +207,17 @@ def test_select_returns_a_draft_view_of_exactly_the_chosen_frames(md, store):
     with pytest.raises(SelectionError, match="no frame of dataset 'md' is open"):
         md.select(k=3, strategy="random", name="nothing-left")
     assert store.views().num_rows == views_before
+
+
+def test_default_view_name_from_an_odd_dataset_name_is_refused_first(store):
+    ds = store.create_dataset("cams..2024")
+    ds.add_frames([{"frame_id": "a", "uri": "a.jpg",
+                    "annotations": [{"label": "deer", "source_kind": "model", "source": "m@1", "confidence": 0.5}]}])
+    before = (store.views().num_rows, ds.version)
+    with pytest.raises(ViewError, match=r"'cams\.\.2024-review-queue'.*name="):
+        ds.review_queue(where="no_such_column = 1")  # the name is checked before the query
+    with pytest.raises(ViewError, match=r"'cams\.\.2024-select-diverse'.*name="):
+        ds.select(strategy="diverse", column="clip")  # ... and before the selection
+    assert (store.views().num_rows, ds.version) == before
+    assert set(ds.review_queue(name="cams-queue").frame_ids().to_pylist()) == {"a"}
+    assert set(ds.select(name="cams-pick").frame_ids().to_pylist()) == {"a"}

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from ..errors import SelectionError
+from ..errors import SelectionError, ViewError
 from ..frames.table import sql_literal
+from .catalog import check_view_name
 
 if TYPE_CHECKING:
     from ..dataset import Dataset
@@ -78,9 +79,9 @@ def review_queue(
     name: str | None = None,
 ) -> Any:
     """A draft view of the frames people should review (see queue_query); validated before it is stored."""
+    name = view_name(ds, name, "review-queue")
     sql = queue_query(threshold, model, where)
-    ds.query(sql)  # validate now: a bad `where` raises QueryError and stores nothing
-    return draft_view(ds, name or f"{ds.name}-review-queue", sql, f"review queue: model detections below {_num(threshold)}")
+    return draft_view(ds, name, sql, f"review queue: model detections below {_num(threshold)}")
 
 
 def auto_accept(ds: Dataset, threshold: float = DEFAULT_THRESHOLD, model: str | None = None) -> AcceptResult:
@@ -122,6 +123,18 @@ def auto_accept(ds: Dataset, threshold: float = DEFAULT_THRESHOLD, model: str | 
     commit = ds.commit(changes.to_arrow(), author=who, message=message)
     log.info("%s: %s", ds.name, message)
     return AcceptResult(rows.num_rows, changes.height, ds.version, commit, who)
+
+
+def view_name(ds: Dataset, name: str | None, default: str) -> str:
+    """`name`, else `<dataset>-<default>`; checked before anything is computed (a dataset name may not make one)."""
+    chosen = name or f"{ds.name}-{default}"
+    try:
+        check_view_name(chosen)
+    except ViewError as exc:
+        if name:
+            raise
+        raise ViewError(f"{exc}. {chosen!r} is the default name from dataset {ds.name!r}; pass name= (--name)") from None
+    return chosen
 
 
 def draft_view(ds: Dataset, name: str, sql: str, message: str) -> Any:

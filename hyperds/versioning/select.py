@@ -18,7 +18,7 @@ from ..errors import SelectionError
 from ..frames.embeddings import EMBEDDING_COLUMN, embedding_columns
 from ..frames.table import sql_literal
 from .changes import flatten_annotations
-from .review import AUTO_REVIEWER_PREFIX, draft_view
+from .review import AUTO_REVIEWER_PREFIX, draft_view, view_name
 
 if TYPE_CHECKING:
     from ..dataset import Dataset
@@ -45,6 +45,7 @@ def select(
     A view stores a query, so the chosen set is pinned by id: it stays exactly these frames,
     whatever is reviewed or added later (rank order is in select_frames' result, not the view).
     """
+    name = view_name(ds, name, f"select-{strategy}")
     chosen = select_frames(ds, k=k, strategy=strategy, where=where, seed=seed, column=column)
     return selection_view(ds, chosen, strategy, seed, where, name)
 
@@ -53,6 +54,7 @@ def selection_view(
     ds: Dataset, chosen: pa.Table, strategy: str, seed: int, where: str | None = None, name: str | None = None
 ) -> Any:
     """The draft view `name` (default `<dataset>-select-<strategy>`) holding exactly the `chosen` frames."""
+    name = view_name(ds, name, f"select-{strategy}")
     if chosen.num_rows == 0:
         raise SelectionError(
             f"no frame of dataset {ds.name!r} is open for labelling"
@@ -61,7 +63,7 @@ def selection_view(
         )
     ids = ", ".join(sql_literal(f) for f in chosen.column("frame_id").to_pylist())
     message = f"select {chosen.num_rows} frame(s) by {strategy} (seed {seed})" + (f" where {where}" if where else "")
-    return draft_view(ds, name or f"{ds.name}-select-{strategy}", f"frame_id IN ({ids})", message)
+    return draft_view(ds, name, f"frame_id IN ({ids})", message)
 
 
 def select_frames(
