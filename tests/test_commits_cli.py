@@ -76,3 +76,33 @@ def test_help_for_every_command(capsys):
             main([cmd, "--help"])
         assert exc.value.code == 0
         assert "usage: hyperds " + cmd in capsys.readouterr().out
+
+
+
+_ROW = "relabel,{f},{f}:0,kudu"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "encoding", "message"),
+    [
+        ("u16.csv", "op,frame_id,ann_id,label\n" + _ROW + "\n", "utf-16", "is not UTF-8 text; save it as CSV UTF-8"),
+        ("u16.json", '[{{"op": "relabel", "frame_id": "{f}"}}]', "utf-16", "is not UTF-8 text; save it as UTF-8"),
+        ("ragged.csv", "op,frame_id,ann_id,label\n" + _ROW + ",extra\n", "utf-8", "a row has more fields than the header"),
+        ("bbox.csv", "op,frame_id,ann_id,bbox\nmove,{f},{f}:0,0.1 0.2 0.3 0.4\n", "utf-8",
+         "bbox must be a JSON list '[x, y, w, h]'"),
+        ("two.jsonl", '{{"op": "relabel", "frame_id": "{f}"}}\nnot json\n', "utf-8", "two.jsonl: line 2: not valid JSON"),
+        ("folder.csv", None, None, "folder.csv is a folder; give the corrections file inside it"),
+    ],
+)
+def test_unreadable_corrections_are_one_line_and_change_nothing(md, tmp_path, capsys, name, content, encoding, message):
+    frame = md.to_arrow(columns=["frame_id"]).column("frame_id")[0].as_py()
+    path = tmp_path / name
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_text(content.format(f=frame), encoding=encoding)
+    version = md.version
+    code, _, err = run_cli(md.store, capsys, "commit", "md", str(path), "--author", "bo")
+    assert code == 2 and message in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert md.store.dataset("md").version == version

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from ..errors import CorrectionError
-from ..versioning.changes import CHANGE_SCHEMA, ChangeInput
-from ._common import FORMATS, open_store, write_table
+from ..versioning.changes import ChangeInput
+from ._common import add_output_args, open_store, write_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,38 +33,62 @@ def register(sub: argparse._SubParsersAction) -> None:
         p = sub.add_parser(name, help=text, description=f"Print {text}, oldest first.")
         p.add_argument("dataset")
         p.add_argument("frame_id")
-        p.add_argument("--format", choices=FORMATS, default="table")
-        p.add_argument("--output", help="file for --format parquet")
+        add_output_args(p)
         p.set_defaults(func=_history if name == "history" else _blame)
     p = sub.add_parser("log", help="list the commits of a dataset", description="List commits of DATASET, oldest first")
     p.add_argument("dataset")
-    p.add_argument("--format", choices=FORMATS, default="table")
-    p.add_argument("--output", help="file for --format parquet")
+    add_output_args(p)
     p.set_defaults(func=_log)
 
 
 def read_changes(path: Path) -> ChangeInput:
-    """Corrections from a CSV, JSON array or JSON-lines file; a CSV bbox is a JSON list '[x, y, w, h]'."""
-    if not path.is_file():
-        raise CorrectionError(f"corrections file {str(path)!r} does not exist")
+    """Corrections from a UTF-8 CSV, JSON array or JSON-lines file; a CSV bbox is a JSON list '[x, y, w, h]'."""
     suffix = path.suffix.lower()
+    if path.is_dir():
+        raise CorrectionError(f"{path} is a folder; give the corrections file inside it")
+    if suffix not in (".csv", ".json", ".jsonl", ".ndjson"):
+        raise CorrectionError(f"{path}: corrections must be .csv, .json or .jsonl, not {suffix or 'no extension'}")
     try:
-        if suffix == ".csv":
-            text = {name: pl.String for name in CHANGE_SCHEMA.names}
-            df = pl.read_csv(path, schema_overrides=text, infer_schema=False)
-            if "bbox" in df.columns:
-                df = df.with_columns(pl.col("bbox").str.json_decode(pl.List(pl.Float64)))
-            return df
-        if suffix == ".json":
-            rows = json.loads(path.read_text())
-            if not isinstance(rows, list):
-                raise CorrectionError(f"{path}: expected a JSON array of change objects")
-            return rows
-        if suffix in (".jsonl", ".ndjson"):
-            return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    except (pl.exceptions.PolarsError, json.JSONDecodeError) as exc:
-        raise CorrectionError(f"cannot read corrections from {path}: {exc}") from exc
-    raise CorrectionError(f"{path}: corrections must be .csv, .json or .jsonl, not {suffix or 'no extension'}")
+        text = path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise CorrectionError(f"corrections file {str(path)!r} does not exist") from None
+    except OSError as exc:
+        raise CorrectionError(f"cannot read corrections file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        as_what = "CSV UTF-8" if suffix == ".csv" else "UTF-8"
+        raise CorrectionError(f"{path} is not UTF-8 text; save it as {as_what}") from None
+    if suffix == ".csv":
+        return _read_csv(path, text)
+    if suffix == ".json":
+        rows = _json(path, text)
+        if not isinstance(rows, list):
+            raise CorrectionError(f"{path}: expected a JSON array of change objects")
+        return rows
+    return [_json(path, line, n) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def _json(path: Path, text: str, line: int | None = None) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {line}" if line is not None else f"line {exc.lineno} column {exc.colno}"
+        raise CorrectionError(f"{path}: {where}: not valid JSON ({exc.msg})") from exc
+
+
+def _read_csv(path: Path, text: str) -> pl.DataFrame:
+    try:
+        df = pl.read_csv(io.StringIO(text), infer_schema=False)
+    except pl.exceptions.PolarsError as exc:
+        ragged = "truncate_ragged_lines" in str(exc)
+        why = "a row has more fields than the header; quote values with commas, e.g. \"[0.1, 0.2, 0.3, 0.4]\""
+        raise CorrectionError(f"cannot read corrections from {path}: {why if ragged else exc}") from exc
+    if "bbox" in df.columns:
+        try:
+            df = df.with_columns(pl.col("bbox").str.json_decode(pl.List(pl.Float64)))
+        except pl.exceptions.PolarsError:
+            raise CorrectionError(f"{path}: bbox must be a JSON list '[x, y, w, h]', e.g. \"[0.1, 0.2, 0.3, 0.4]\" "
+                                  "(quoted, as it contains commas)") from None
+    return df
 
 
 def _commit(args: argparse.Namespace) -> int:

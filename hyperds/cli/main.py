@@ -1,7 +1,8 @@
 """The `hyperds` console script: one argparse sub-command per command-group module.
 
 Each module in COMMAND_MODULES exposes `register(subparsers)`, which adds its commands and
-sets `func(args) -> int` on them. HyperdsError becomes a one-line message and exit status 2.
+sets `func(args) -> int` on them. Bad flags exit 2 before any work; HyperdsError becomes a
+one-line message and exit status 2.
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if "output" in args and args.format == "parquet" and not args.output:
+        parser.error("--format parquet needs --output FILE")
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 
-from ._common import FORMATS, open_store, write_table
+from ._common import add_output_args, open_store, positive_int, write_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,9 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("dataset")
     p.add_argument("sql", help="the query (quote it for the shell)")
-    p.add_argument("--limit", type=int, help="print at most N frames")
-    p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
-    p.add_argument("--output", "-o", help="write to this file (required for parquet)")
+    p.add_argument("--limit", type=positive_int, help="print at most N frames")
+    add_output_args(p)
     p.add_argument("--columns", help="comma-separated columns to print (default: the SELECT list, "
                    "or every column except annotations)")
     p.add_argument("--explain", action="store_true", help="print the pushed filter, residual and Lance plan instead")
@@ -42,9 +40,5 @@ def _query(args: argparse.Namespace) -> int:
     table = query.to_arrow(columns)
     if args.limit is not None:
         table = table.slice(0, args.limit)
-    if args.output and args.format in ("csv", "json", "table"):
-        with open(args.output, "w", encoding="utf-8") as fh, contextlib.redirect_stdout(fh):
-            write_table(table, args.format)
-    else:
-        write_table(table, args.format, args.output)
+    write_table(table, args.format, args.output)
     return 0

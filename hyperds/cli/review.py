@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from ..versioning.review import DEFAULT_THRESHOLD
 from ..versioning.select import STRATEGIES, select_frames, selection_view
-from ._common import FORMATS, open_store, write_table
+from ._common import add_output_args, open_store, positive_int, write_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,8 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common_args(q)
     q.add_argument("--where", help="extra SQL condition on the frames, e.g. \"site = 'S07'\"")
     q.add_argument("--name", help="draft view name (default: DATASET-review-queue)")
-    q.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
-    q.add_argument("--output", "-o", help="file for --format parquet")
+    add_output_args(q)
     q.set_defaults(func=_queue)
     a = actions.add_parser(
         "accept",
@@ -54,8 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same frames (default: 0)")
     s.add_argument("--column", default="embedding", help="embedding column for --strategy diverse")
     s.add_argument("--name", help="draft view name (default: DATASET-select-STRATEGY)")
-    s.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
-    s.add_argument("--output", "-o", help="file for --format parquet")
+    add_output_args(s)
     s.set_defaults(func=_select)
 
 

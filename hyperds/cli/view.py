@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from ..errors import ViewError
-from ._common import FORMATS, open_store, write_table
+from ._common import add_output_args, open_store, write_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_publish)
 
     ls = actions.add_parser("list", help="list views and their versions", description="Every view version and draft.")
-    ls.add_argument("--format", choices=FORMATS[:3], default="table")
+    add_output_args(ls)
     ls.set_defaults(func=_list)
 
     s = actions.add_parser("show", help="describe a view version and print its first frames",
@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = audit_actions.add_parser("runs", help="list recorded runs", description="Runs recorded against view versions.")
     r.add_argument("--view")
     r.add_argument("--version")
-    r.add_argument("--format", choices=FORMATS[:3], default="table")
+    add_output_args(r)
     r.set_defaults(func=_runs)
 
 
@@ -129,7 +129,7 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    write_table(open_store(args).views(), args.format)
+    write_table(open_store(args).views(), args.format, args.output)
     return 0
 
 
@@ -171,5 +171,5 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    write_table(open_store(args).runs(view=args.view, version=args.version), args.format)
+    write_table(open_store(args).runs(view=args.view, version=args.version), args.format, args.output)
     return 0
