@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _datasets(args: argparse.Namespace) -> int:
     store = open_store(args)
-    rows = [{"dataset": n, "frames": len(d), "version": d.version} for n in store.datasets() for d in [store.dataset(n)]]
+    lance_tables = {n: store.open_lance(n) for n in store.datasets()}
+    rows = [{"dataset": n, "frames": t.count_rows(), "version": t.version} for n, t in lance_tables.items()]
     write_table(pl.DataFrame(rows, schema={"dataset": pl.String, "frames": pl.Int64, "version": pl.Int64}))
     return 0
 
