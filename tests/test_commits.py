@@ -11,9 +11,9 @@ import pytest
 import hyperds
 from hyperds.errors import ConflictError, CorrectionError
 from hyperds.versioning.changes import apply_changes, normalize_changes
-from hyperds.versioning.commits import _try_write
+from hyperds.versioning.commits import _try_write, commit
 from hyperds.versioning.history import commit_properties
-from hyperds.versioning.rows import locate_rows, take_rows
+from hyperds.versioning.rows import Snapshot, locate_rows, take_rows
 
 MODEL = "MegaDetector v5a"
 
@@ -389,3 +389,17 @@ def test_malformed_frame_rows_are_schema_errors(ds, rows, match):
     with pytest.raises(hyperds.errors.SchemaError, match=match):
         ds.add_frames(rows)
     assert (ds.version, len(ds)) == before
+
+
+def test_commit_based_on_a_stale_read_retries_from_a_fresh_one(ds):
+    """commit(read=...) saves a re-read; a commit landing after that read still conflicts or merges correctly."""
+    snap = Snapshot.read(ds.store.open_lance(ds.name), ["f0", "f1"])
+    ds.commit([{"op": "relabel", "frame_id": "f1", "ann_id": "f1:1", "label": "gnu"}], author="b")  # same fragment
+    res = commit(ds, [{"op": "relabel", "frame_id": "f0", "ann_id": "f0:1", "label": "eland", "revision": 0}],
+                 author="a", read=snap)
+    assert res.attempts == 2 and ds.get("f0")["labels"] == ["eland", "lion"] and "gnu" in ds.get("f1")["labels"]
+    before = ds.version
+    with pytest.raises(ConflictError, match="f1"):
+        commit(ds, [{"op": "relabel", "frame_id": "f1", "ann_id": "f1:1", "label": "kudu", "revision": 0}],
+               author="a", read=snap)
+    assert ds.version == before and "gnu" in ds.get("f1")["labels"]

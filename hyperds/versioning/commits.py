@@ -27,7 +27,7 @@ from lance.commit import CommitConflictError
 from ..errors import ConflictError, CorrectionError, HyperdsError
 from .changes import ChangeInput, apply_changes, assign_ann_ids, normalize_changes, validate_changes
 from .history import commit_properties, record
-from .rows import locate_rows, read_rows, take_rows
+from .rows import Snapshot, read_rows
 
 if TYPE_CHECKING:
     from ..frames.table import FrameTable
@@ -78,12 +78,14 @@ def commit(
     message: str = "",
     based_on: int | None = None,
     source_kind: str = "human",
+    read: Snapshot | None = None,
 ) -> CommitResult:
     """Apply `changes` as one new Lance version of `table`, or raise and write nothing.
 
     A change's `revision` (or, for changes without one, the frame's revision at version `based_on`) is the
     frame revision the caller saw; if the frame has changed since, ConflictError names the frames.
     Added annotations are `source_kind` ("human", or "model" for predictions, whose author is name@version).
+    `read`: rows the caller just read (from its own `open_lance`) to base the first attempt on, instead of re-reading.
     """
     table._require_writable()
     if not isinstance(author, str) or not author.strip():
@@ -97,12 +99,14 @@ def commit(
     props = commit_properties(commit_id, author.strip(), message or "", now, based_on)
     frame_ids = df["frame_id"].unique().to_list()
     for attempt in range(1, _MAX_ATTEMPTS + 1):
-        ds = table.store.open_lance(table.name)
-        where = locate_rows(ds, frame_ids)
-        rows = take_rows(ds, where)
+        if attempt == 1 and read is not None:
+            snap = read.only(frame_ids)
+        else:
+            snap = Snapshot.read(table.store.open_lance(table.name), frame_ids)
+        rows = snap.rows
         _check_revisions(rows, expected)
         after = apply_changes(rows, df, author.strip(), now, source_kind)
-        committed = _try_write(ds, where, after, props)
+        committed = _try_write(snap.ds, snap.where, after, props)
         if committed is not None:
             break
         time.sleep(random.uniform(*_BACKOFF_S))

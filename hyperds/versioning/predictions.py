@@ -21,7 +21,7 @@ from ..frames.normalize import FrameInput, bbox_out_of_range, to_arrow_table
 from ..frames.schema import BBOX_TYPE
 from .changes import flatten_annotations
 from .commits import CommitResult, commit
-from .rows import read_rows
+from .rows import Snapshot
 
 if TYPE_CHECKING:
     from ..frames.table import FrameTable
@@ -123,7 +123,9 @@ def add_predictions(
     if preds.height == 0:
         return PredictionResult(model, run_id, 0, 0, 0, None)
     frame_ids = preds["frame_id"].unique().to_list()
-    rows = read_rows(table.lance(), frame_ids)
+    # A dataset of its own: table.lance() moves to the latest version when reopened, the snapshot must not.
+    snap = Snapshot.read(table.store.open_lance(table.name), frame_ids)
+    rows = snap.rows
     found = pl.from_arrow(rows.select(["frame_id", "revision"]))
     unknown = preds.join(found, on="frame_id", how="anti")
     if unknown.height:
@@ -153,5 +155,6 @@ def add_predictions(
         author=model,
         message=message or f"predictions of {model}, run {run_id}",
         source_kind="model",
+        read=snap,
     )
     return PredictionResult(model, run_id, len(frame_ids), new.height, deletes.height, result)

@@ -6,6 +6,7 @@ Few ids: BTREE lookups, `_CHUNK` ids per query (one long IN list plans slowly) o
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -54,3 +55,26 @@ def take_rows(ds: lance.LanceDataset, where: pa.Table) -> pa.Table:
 def read_rows(ds: lance.LanceDataset, frame_ids: Sequence[str]) -> pa.Table:
     """The rows of `ds` whose frame_id is in `frame_ids`, sorted by frame_id (unknown ids are absent)."""
     return take_rows(ds, locate_rows(ds, frame_ids))
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """Whole frame rows and their addresses (`locate_rows`) as read at `ds.version`: a commit can be based on them."""
+
+    ds: lance.LanceDataset
+    where: pa.Table
+    rows: pa.Table
+
+    @classmethod
+    def read(cls, ds: lance.LanceDataset, frame_ids: Sequence[str]) -> Snapshot:
+        where = locate_rows(ds, frame_ids)
+        return cls(ds, where, take_rows(ds, where))
+
+    def only(self, frame_ids: Sequence[str]) -> Snapshot:
+        """The same snapshot restricted to `frame_ids`."""
+        ids = pa.array(sorted(set(frame_ids)), pa.string())
+        return Snapshot(
+            self.ds,
+            self.where.filter(pc.is_in(self.where.column("frame_id"), ids)),
+            self.rows.filter(pc.is_in(self.rows.column("frame_id"), ids)),
+        )
