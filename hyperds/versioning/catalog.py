@@ -123,19 +123,13 @@ def runs_table(store: Store) -> lance.LanceDataset:
     return store.catalog(RUNS, RUNS_SCHEMA)
 
 
-def read_rows(store: Store, name: str | None = None, version: str | None = None,
-              columns: list[str] | None = None) -> list[dict[str, Any]]:
-    """`_views` rows, optionally of one view and one version, from the snapshot of its latest version."""
+def read_rows(store: Store, name: str | None = None, columns: list[str] | None = None) -> list[dict[str, Any]]:
+    """`_views` rows, optionally of one view, from the snapshot of its latest version."""
     table = _views_snapshot(store)
     if table is None:
         return []
-    keep = None
-    for column, value in (("name", name), ("version", version)):
-        if value is not None:
-            match = pc.equal(table.column(column), value)
-            keep = match if keep is None else pc.and_(keep, match)
-    if keep is not None:
-        table = table.filter(keep)
+    if name is not None:
+        table = table.filter(pc.equal(table.column("name"), name))
     return (table if columns is None else table.select(columns)).to_pylist()
 
 
