@@ -336,6 +336,8 @@ def test_publish_existing_version_and_editing_published_are_refused(store, ds):
         ({"split": {"by": "species"}}, ViewError, "must be one of"),
         ({"split": {"by": "site", "fractions": {"train": 0.9, "val": 0.2}}}, ViewError, "sum to 1"),
         ({"split": {"by": "site", "fractions": {"train": "most", "val": 0.2}}}, ViewError, "must be numbers"),
+        ({"split": {"by": "site", "seed": 2**63}}, ViewError, r"seed must be an integer from -2\*\*63"),
+        ({"split": {"by": "site", "seed": 2**70}}, ViewError, "stored as int64"),
         ({"query": ["TRUE"]}, ViewError, "query must be SQL text"),
         ({"query": 5}, ViewError, "query must be SQL text"),
     ],

@@ -43,14 +43,11 @@ class SplitSpec:
         fractions = spec.get("fractions") or {"train": 0.8, "val": 0.1, "test": 0.1}
         if not isinstance(fractions, Mapping):
             raise ViewError(f"split fractions must map split name -> fraction, got {fractions!r}")
-        seed = spec.get("seed", 0)
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise ViewError(f"split seed must be an integer, got {seed!r}")
         try:
             pairs = tuple((str(k), float(v)) for k, v in fractions.items())
         except (TypeError, ValueError) as exc:
             raise ViewError(f"split fractions must be numbers, got {dict(fractions)!r}") from exc
-        out = cls(str(spec.get("by", "")), pairs, seed)
+        out = cls(str(spec.get("by", "")), pairs, spec.get("seed", 0))
         out._check()
         return out
 
@@ -63,6 +60,9 @@ class SplitSpec:
         values = [f for _, f in self.fractions]
         if any(not (f > 0) for f in values) or not math.isclose(sum(values), 1.0, abs_tol=1e-9):
             raise ViewError(f"split fractions must be positive and sum to 1, got {dict(self.fractions)}")
+        seed = self.seed
+        if not isinstance(seed, int) or isinstance(seed, bool) or not -(2**63) <= seed < 2**63:
+            raise ViewError(f"split seed must be an integer from -2**63 to 2**63-1 (stored as int64), got {seed!r}")
 
     def to_dict(self) -> dict[str, object]:
         return {"by": self.by, "fractions": dict(self.fractions), "seed": self.seed}
