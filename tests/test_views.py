@@ -284,6 +284,23 @@ def test_cleanup_removes_old_versions_but_never_a_published_one(store, ds):
     assert store.view("c", "1.0").verify().ok
 
 
+def test_publish_locks_share_one_views_version_so_cleanup_compacts_the_catalog(store, ds):
+    store.create_view("many", "array_has(labels, 'lion')", datasets=["cams"])
+    before = {}
+    for i in range(6):
+        ds.add_frames(_frames(3, seed=i, prefix=f"m{i}"))
+        view = store.view("many", "draft").update(message=f"m{i}").publish()
+        before[view.version] = view.frame_ids().to_pylist()
+    assert len({t["version"] for t in store.open_lance("_views").tags.list().values()}) == 1
+    store.cleanup(older_than=dt.timedelta(0))
+    views = store.open_lance("_views")
+    assert len(views.versions()) <= 2 and len(views.tags.list()) == len(before)  # the locked version + latest
+    assert sorted(before) == store.view("many").versions()
+    for version, frame_ids in before.items():
+        again = store.view("many", version)
+        assert again.verify().ok and again.frame_ids().to_pylist() == frame_ids
+
+
 # -- bad input ----------------------------------------------------------------------------------
 def test_unknown_view_and_version_list_what_exists(store, ds):
     store.create_view("known", "TRUE", datasets=["cams"]).publish()

@@ -63,7 +63,7 @@ def resolve(store: Store, spec: ViewSpec, pins: dict[str, int], columns: Sequenc
             handles: dict[str, lance.LanceDataset] | None = None) -> pa.Table:
     """The manifest of `spec` with each dataset read at its pinned Lance version; `columns` projects it.
 
-    `handles` caches the opened pinned datasets between calls (their index caches stay warm).
+    `handles` holds datasets already opened at their pins and caches those opened here (index caches stay warm).
     """
     frame_cols = None if columns is None else [c for c in columns if c not in DERIVED]
     if frame_cols is not None:
@@ -90,17 +90,9 @@ def resolve(store: Store, spec: ViewSpec, pins: dict[str, int], columns: Sequenc
 
 def _resolve_dataset(store: Store, spec: ViewSpec, name: str, version: int, columns: list[str] | None,
                      handles: dict[str, lance.LanceDataset], keys: bool = True) -> pa.Table:
-    try:
-        handle = handles.get(name) or store.open_lance(name, version=version)
-    except (StoreError, ValueError, OSError) as exc:
-        if name not in store.datasets():
-            raise IntegrityError(f"dataset {name!r} pinned at version {version} no longer exists in {store.uri}") from exc
-        raise IntegrityError(
-            f"dataset {name!r}: pinned Lance version {version} no longer exists (removed outside hyperds, "
-            f"e.g. by a Lance cleanup that ignored the view's tag): {exc}"
-        ) from exc
-    handles[name] = handle
-    pinned = _PinnedTable(store, name, version, handle)
+    if name not in handles:  # `in`, not truthiness: a Lance dataset's truth value counts its rows
+        handles[name] = _open_pinned(store, name, version)
+    pinned = _PinnedTable(store, name, version, handles[name])
     tables = []
     for sub in spec.queries:
         query = Query(pinned, sub.sql)
@@ -114,6 +106,18 @@ def _resolve_dataset(store: Store, spec: ViewSpec, name: str, version: int, colu
         table = table.filter(pl.Series(table.column("frame_id").combine_chunks()).is_first_distinct().to_arrow())
         table = table.take(_frame_id_order(table))
     return table.add_column(0, "dataset", _constant(name, table.num_rows)) if keys else table
+
+
+def _open_pinned(store: Store, name: str, version: int) -> lance.LanceDataset:
+    try:
+        return store.open_lance(name, version=version)
+    except (StoreError, ValueError, OSError) as exc:
+        if name not in store.datasets():
+            raise IntegrityError(f"dataset {name!r} pinned at version {version} no longer exists in {store.uri}") from exc
+        raise IntegrityError(
+            f"dataset {name!r}: pinned Lance version {version} no longer exists (removed outside hyperds, "
+            f"e.g. by a Lance cleanup that ignored the view's tag): {exc}"
+        ) from exc
 
 
 def _frame_id_order(table: pa.Table) -> pa.Array:

@@ -1,8 +1,9 @@
 """Views: named, versioned stored queries. A draft is editable; a published version is pinned and immutable.
 
 Publishing takes a Lance tag `view.<name>.<version>` on the `_views` table as the lock (tag creation is
-atomic, so of two processes publishing the same version exactly one wins), tags every pinned dataset
-version with the same name (cleanup keeps tagged versions), then appends the catalog row (the commit point).
+atomic, so of two processes publishing the same version exactly one wins; every lock tags the same `_views`
+version, so cleanup can still compact the rest), tags every pinned dataset version with the same name
+(cleanup keeps tagged versions), then appends the catalog row (the commit point).
 """
 
 from __future__ import annotations
@@ -213,8 +214,12 @@ class View:
         return sorted(v for v in flat.unique().to_pylist() if v is not None)
 
     # -- resolution ------------------------------------------------------------------------
-    def _pins_now(self) -> dict[str, int]:
-        return self.pins if self.published else _current_versions(self.store, self.spec.datasets)
+    def _pins_now(self) -> tuple[dict[str, int], dict[str, Any]]:
+        """Pinned versions and their opened handles: the recorded pins, or (draft) each dataset's latest."""
+        if self.published:
+            return self.pins, self._handles
+        handles = _open_current(self.store, self.spec.datasets)
+        return {n: h.version for n, h in handles.items()}, handles
 
     def to_arrow(self, columns: Sequence[str] | None = None, split: str | None = None) -> pa.Table:
         """The manifest (one row per frame, ordered by dataset, frame_id), optionally projected / one split."""
@@ -226,7 +231,8 @@ class View:
         if self._manifest is not None:
             table = self._manifest if cols is None else self._manifest.select(cols)
         else:
-            table = resolve(self.store, self.spec, self._pins_now(), cols, self._handles if self.published else None)
+            pins, handles = self._pins_now()
+            table = resolve(self.store, self.spec, pins, cols, handles)
             if cols is None and self.published:
                 self._manifest = table
         if split is not None:
@@ -337,9 +343,9 @@ class View:
         tag = cat.tag_name(name, version)
         views = cat.views_table(store)
         try:
-            views.tags.create(tag, views.version)
+            views.tags.create(tag, _lock_version(views))
         except ValueError as exc:
-            if "exist" not in str(exc).lower():
+            if "already exists" not in str(exc).lower():
                 raise
             raise ViewExistsError(
                 f"view {name!r} version {version} was just published, or is being published, by another process "
@@ -347,11 +353,12 @@ class View:
             ) from exc
         tagged: list[str] = []
         try:
-            pins = _current_versions(store, spec.datasets)
-            for ds_name, pin in pins.items():
-                _tag(store.open_lance(ds_name), tag, pin)
+            handles = _open_current(store, spec.datasets)
+            pins = {ds_name: handle.version for ds_name, handle in handles.items()}
+            for ds_name, handle in handles.items():
+                _tag(handle, tag, pins[ds_name])
                 tagged.append(ds_name)
-            manifest = resolve(store, spec, pins, DIGEST_COLUMNS)
+            manifest = resolve(store, spec, pins, DIGEST_COLUMNS, handles)
             whole, parts = digest(manifest)
             row = _row(name, version, cat.PUBLISHED, spec, pins, existing[-1] if existing else None,
                        self.message if message is None else message, author)
@@ -359,7 +366,7 @@ class View:
             cat.append_row(store, row)
         except BaseException:
             for ds_name in tagged:
-                store.open_lance(ds_name).tags.delete(tag)
+                handles[ds_name].tags.delete(tag)
             cat.views_table(store).tags.delete(tag)
             raise
         log.info("published view %s %s: %d frames, digest %s", name, version, row["frame_count"], whole)
@@ -391,8 +398,9 @@ class View:
     def _check_tags(self) -> list[str]:
         tag = cat.tag_name(self.name, self.version)
         out = []
+        have = set(self.store.datasets())
         for ds_name, pin in self.pins.items():
-            if ds_name not in self.store.datasets():
+            if ds_name not in have:
                 continue  # resolution reports it
             tags = self.store.open_lance(ds_name).tags.list()
             if tag not in tags:
@@ -421,12 +429,22 @@ class View:
 
 
 # -- helpers -----------------------------------------------------------------------------------
-def _current_versions(store: Store, datasets: Sequence[str]) -> dict[str, int]:
+def _open_current(store: Store, datasets: Sequence[str]) -> dict[str, Any]:
+    """Each dataset opened at its latest version (resolve and publish reuse these handles)."""
     have = store.datasets()
     for name in datasets:
         if name not in have:
             raise DatasetNotFoundError(name, have)
-    return {name: store.open_lance(name).version for name in datasets}
+    return {name: store.open_lance(name) for name in datasets}
+
+
+def _lock_version(views: Any) -> int:
+    """The `_views` version lock tags point at: the one existing `view.*` tags hold, else the current one.
+
+    One tagged version for all publishes, so cleanup's compaction can drop every other version.
+    """
+    held = [info["version"] for tag, info in views.tags.list().items() if tag.startswith("view.")]
+    return min(held, default=views.version)
 
 
 def _tag(ds: Any, tag: str, version: int) -> None:
