@@ -1,7 +1,8 @@
 """One annotation round on the real MegaDetector sample output, start to finish.
 
 import → auto-accept confident frames → publish the training view 1.0 → review queue → a
-reviewer's decisions (examples/review_round1.csv) as one commit → publish 1.1 → diff 1.1 vs 1.0.
+reviewer's decisions (examples/review_round1.csv, in `hyperds commit` format) as one commit →
+publish 1.1 → diff 1.1 vs 1.0.
 Run: python examples/annotation_round.py [--store DIR]   (default: a fresh temporary store)
 """
 
@@ -29,19 +30,6 @@ THRESHOLD = 0.9
 REVIEWER = "alice"
 
 
-def reviewer_changes(path: Path = REVIEWS) -> pl.DataFrame:
-    """The reviewer's CSV (frame_id, ann_id, decision, label, note) as `review` changes for ds.commit."""
-    csv = pl.read_csv(path, schema_overrides={c: pl.String for c in ("frame_id", "ann_id", "decision", "label", "note")})
-    return csv.select(
-        op=pl.lit("review"),
-        frame_id="frame_id",
-        ann_id="ann_id",
-        status="decision",
-        label=pl.col("label").replace("", None),
-        note=pl.col("note").replace("", None),
-    )
-
-
 def run(store: hyperds.Store, say: Any = print) -> Any:
     """Run the round in `store`; returns the diff of the training view 1.1 against 1.0."""
     ds = store.create_dataset(DATASET)
@@ -56,7 +44,7 @@ def run(store: hyperds.Store, say: Any = print) -> Any:
 
     queue = ds.review_queue(threshold=THRESHOLD)
     say(f"review queue {queue.name!r}: {len(queue)} frames")
-    changes = reviewer_changes()
+    changes = pl.read_csv(REVIEWS, infer_schema=False)  # the `hyperds commit` CSV format
     result = ds.commit(changes, author=REVIEWER, message="review round 1")
     decided = changes.group_by("status").len().sort("status").iter_rows()
     say(f"{REVIEWER} reviewed {result.frames} frames: " + ", ".join(f"{n} {s}" for s, n in decided))

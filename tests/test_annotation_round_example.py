@@ -9,7 +9,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from conftest import DATA
+from conftest import DATA, run_cli
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 THRESHOLD = 0.9  # the example's auto-accept threshold
@@ -42,9 +42,9 @@ def _expected_round() -> dict:
     with open(EXAMPLES / "review_round1.csv", newline="") as fh:
         for row in csv.DictReader(fh):
             frame, index = row["ann_id"].rsplit(":", 1)
-            assert frame == row["frame_id"]
+            assert frame == row["frame_id"] and row["op"] == "review"
             ann = anns[(frame, int(index))]
-            ann[1] = {"accept": "accepted", "reject": "rejected", "correct": "corrected"}[row["decision"]]
+            ann[1] = {"accept": "accepted", "reject": "rejected", "correct": "corrected"}[row["status"]]
             if row["label"]:
                 ann[0] = row["label"]
             touched.add(frame)
@@ -90,3 +90,11 @@ def test_example_round_prints_the_expected_diff(tmp_path):
         + [f"  ~ {f}  {old} -> {new}" for f, (old, new) in sorted(exp["relabeled"].items())]
     )
     assert diff[1:] == expected_rows
+
+
+def test_review_csv_commits_from_the_shell_as_the_readme_says(md, capsys):
+    with open(EXAMPLES / "review_round1.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    code, out, err = run_cli(md.store, capsys, "commit", "md", str(EXAMPLES / "review_round1.csv"), "--author", "ana")
+    assert code == 0, err
+    assert f"{len({r['frame_id'] for r in rows})} frame(s): 0 added, 0 updated, 0 deleted, {len(rows)} reviewed" in out
