@@ -16,7 +16,7 @@ import numpy as np
 
 import hyperds
 from hyperds.dataset import Dataset
-from hyperds.versioning import commits as commits_mod
+from hyperds.frames.table import FrameTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synth import SPECIES as LABELS  # noqa: E402
@@ -69,15 +69,15 @@ def _changes(ds: Dataset, k: int, rng: np.random.Generator) -> list[dict]:
 
 
 def _timed_refresh(spent: list[float]) -> None:
-    """Record how long the post-commit index refresh takes (it is part of the commit's time)."""
-    original = commits_mod._refresh_indices
+    """Record how long index refreshes take (the post-commit one is part of the commit's time)."""
+    original = FrameTable.refresh_indices
 
-    def refresh(table: Dataset) -> None:
+    def refresh(table: FrameTable, merge: bool = True) -> None:
         t = time.perf_counter()
-        original(table)
+        original(table, merge)
         spent.append(time.perf_counter() - t)
 
-    commits_mod._refresh_indices = refresh
+    FrameTable.refresh_indices = refresh
 
 
 def main() -> None:
