@@ -65,7 +65,7 @@ def main() -> int:
                 ]
             )
         )
-        for name in store.datasets():
+        for name in IMPORTS:
             for title, table in summarize(store.dataset(name)).items():
                 print(f"\n{name}: {title}")
                 print(table)
