@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import zoneinfo
 
 import polars as pl
 import pyarrow as pa
@@ -192,7 +193,8 @@ def test_ingest_bad_input_leaves_store_unchanged(store, tmp_path):
     (tmp_path / "x").mkdir()
     before = (ds.version, len(ds))
     for bad in ("{site}/{frame_id}/{name}", "{site}/{si te}", "no/fields", "{site}/{site}",
-                "{site}/{camera_make}/{name}", "{path}/{camera}/{name}", "{site}/{source_size}/{name}"):
+                "{site}/{camera_make}/{name}", "{path}/{camera}/{name}", "{site}/{source_size}/{name}",
+                "{site}/{name", "{site}}/{name}", "site}/{name}", "{site}/{na{me}"):
         with pytest.raises(IngestError, match="bad layout"):
             ds.ingest(str(tmp_path / "x"), layout=bad, progress=False)
     with pytest.raises(IngestError, match="nothing found"):
@@ -252,3 +254,32 @@ def test_layout_user_fields_given_sequences_and_bad_clock(store, tmp_path):
     assert [(rows[p.name]["season"], rows[p.name]["camera"], rows[p.name]["seq_id"]) for p in thumbs] == [
         ("wet", "camA", "seq0"), ("wet", "camA", "seq1")]
     assert ds.schema.field("season").type == pa.string()
+
+
+def test_layout_with_unpaired_brace_says_what_a_layout_looks_like(store, tmp_path):
+    (tmp_path / "x" / "s1").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "x" / "s1" / "a.jpg")
+    ds = store.create_dataset("raw")
+    with pytest.raises(IngestError, match=r"does not pair up.*\{site\}/\{camera\}/\{name\}"):
+        ds.ingest(str(tmp_path / "x"), layout="{site}/{name", progress=False)
+    assert len(ds) == 0
+
+
+def test_dst_gap_or_overlap_time_is_a_warning_not_a_failed_ingest(store, tmp_path):
+    """In Europe/Berlin 02:30 on 2024-03-31 never happened and on 2024-10-27 happened twice."""
+    shots = {"gap.jpg": "2024:03:31 02:30:00", "twice.jpg": "2024:10:27 02:30:00", "fine.jpg": "2024:03:31 04:00:00"}
+    (tmp_path / "in").mkdir()
+    for name, when in shots.items():
+        exif = Image.Exif()
+        exif.get_ifd(0x8769)[0x9003] = when
+        Image.new("RGB", (16, 8)).save(tmp_path / "in" / name, exif=exif)
+    ds = store.create_dataset("dst")
+    report = ds.ingest(str(tmp_path / "in"), tz="Europe/Berlin", progress=False)
+    assert report.ingested == 3 and report.skipped.height == 0
+    warned = dict(zip(report.warnings["uri"].str.replace(r".*/", ""), report.warnings["reason"]))
+    assert sorted(warned) == ["gap.jpg", "twice.jpg"] and set(report.warnings["problem"]) == {"capture_time"}
+    assert all("02:30:00" in r and "UTC offset" in r for r in warned.values())
+    rows = {r["uri"].rsplit("/", 1)[-1]: r["captured_at"] for r in ds.to_arrow(columns=["uri", "captured_at"]).to_pylist()}
+    berlin = zoneinfo.ZoneInfo("Europe/Berlin")
+    expected = dt.datetime(2024, 3, 31, 4, 0, tzinfo=berlin).astimezone(UTC)
+    assert rows == {"gap.jpg": None, "twice.jpg": None, "fine.jpg": expected}

@@ -17,14 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from ..errors import IngestError
+from ..errors import IngestError, SchemaError
 from ..fsio import open_filesystem, split_protocol
 from .bursts import DEFAULT_GAP_S, assign_bursts
 from .headers import DEFAULT_BLOCK, HEADER_SCHEMA, read_headers
-from .normalize import parse_timestamps
-from .schema import CORE_NAMES
+from .normalize import check_timezone, parse_timestamps
+from .schema import CORE_NAMES, UTC_US
 
 if TYPE_CHECKING:
     from .table import FrameTable
@@ -93,12 +92,15 @@ def source_filesystem(
 def compile_layout(layout: str) -> tuple[str, list[str]]:
     """A path layout like "{site}/{camera}/{name}" as an anchored regex and its field names."""
     fields = _FIELD.findall(layout)
+    parts = _FIELD.split(layout)
+    stray = any("{" in p or "}" in p for p in parts[::2])
     bad = [f for f in fields if not _IDENT.match(f)]
     taken = {*CORE_NAMES, *SOURCE_COLUMNS, *HEADER_SCHEMA.names, "path", "rel", "sha256", "_seen"}
     reserved = [f for f in fields if f in taken and f not in LAYOUT_CORE]
-    if not fields or bad or reserved or len(set(fields)) != len(fields):
+    if not fields or stray or bad or reserved or len(set(fields)) != len(fields):
         problem = (
-            f"invalid field name(s) {bad}" if bad
+            "a '{' or '}' does not pair up" if stray
+            else f"invalid field name(s) {bad}" if bad
             else f"field(s) {reserved} are computed by hyperds" if reserved
             else "a field appears twice" if fields else "it has no {field}"
         )
@@ -106,18 +108,8 @@ def compile_layout(layout: str) -> tuple[str, list[str]]:
             f"bad layout {layout!r}: {problem}. Write path parts as {{field}} separated by '/', e.g. "
             f"'{{site}}/{{camera}}/{{name}}'; fields {list(LAYOUT_CORE)} fill those columns, {{name}} is ignored"
         )
-    parts = _FIELD.split(layout)
     regex = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^/]+)" for i, p in enumerate(parts))
     return f"^{regex}$", fields
-
-
-def _check_tz(tz: str) -> None:
-    try:
-        pc.assume_timezone(pa.array([0], pa.timestamp("us")), tz)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
-        raise IngestError(
-            f"unknown time zone {tz!r} for naive EXIF times: use e.g. 'UTC', 'Africa/Nairobi' or '+01:00'"
-        ) from exc
 
 
 def _problems(df: pl.DataFrame, problem: str, reason: pl.Expr) -> pl.DataFrame:
@@ -190,7 +182,10 @@ def ingest(
     start = time.perf_counter()
     table._require_writable()
     pattern, fields = compile_layout(layout) if layout else (None, [])
-    _check_tz(tz)
+    try:
+        check_timezone(tz)
+    except SchemaError as exc:
+        raise IngestError(f"{exc} (tz is the zone of EXIF times without an offset)") from exc
     if burst_gap_s < 0:
         raise IngestError(f"burst gap must be >= 0 seconds, got {burst_gap_s}; 60 is the usual camera-trap choice")
     fs, root = source_filesystem(uri, storage_options, threads)
@@ -217,7 +212,7 @@ def ingest(
         todo, warnings = _capture_times(todo, tz)
         if todo.height:
             frames = _frames(_bursts(todo, burst_gap_s), fields, hash)
-            result = table.add_frames(_small_strings(frames.to_arrow()), assume_tz=tz)
+            result = table.add_frames(frames, assume_tz=tz)
     skipped = pl.concat(problems).sort(["problem", "uri"])
     report = IngestReport(
         dataset=table.name, uri=uri, listed=listing.height, ingested=result.inserted if result else 0,
@@ -291,8 +286,25 @@ def _capture_times(todo: pl.DataFrame, tz: str) -> tuple[pl.DataFrame, pl.DataFr
     bad = pl.col("exif_time").is_not_null() & pl.col("_iso").is_null()
     reason = pl.format("EXIF capture time {} is not a valid date; captured_at left empty", pl.col("exif_time"))
     warnings = _problems(todo.filter(bad), "capture_time", reason)
-    captured = parse_timestamps(todo["_iso"].to_arrow(), assume_tz=tz)
+    captured, errors = _parse_times(todo["_iso"].to_arrow(), tz)
+    if errors:
+        unplaced = todo[list(errors)].with_columns(pl.Series("_error", list(errors.values()), pl.String))
+        reason = pl.format("EXIF capture time {}: {}; captured_at left empty", pl.col("exif_time"), pl.col("_error"))
+        warnings = pl.concat([warnings, _problems(unplaced, "capture_time", reason)])
     return todo.with_columns(pl.from_arrow(captured).alias("captured_at")), warnings
+
+
+def _parse_times(iso: pa.Array, tz: str) -> tuple[pa.Array, dict[int, str]]:
+    """parse_timestamps, with null and its error at each row it rejects (a local time `tz`'s DST
+    change skips or repeats); halves the input on failure, so a few bad rows cost a few retries."""
+    try:
+        return parse_timestamps(iso, assume_tz=tz), {}
+    except SchemaError as exc:
+        if len(iso) == 1:
+            return pa.nulls(1, UTC_US), {0: str(exc)}
+    mid = len(iso) // 2
+    (head, head_errors), (tail, tail_errors) = _parse_times(iso[:mid], tz), _parse_times(iso[mid:], tz)
+    return pa.concat_arrays([head, tail]), {**head_errors, **{mid + i: e for i, e in tail_errors.items()}}
 
 
 def _bursts(todo: pl.DataFrame, gap_s: float) -> pl.DataFrame:
@@ -301,12 +313,6 @@ def _bursts(todo: pl.DataFrame, gap_s: float) -> pl.DataFrame:
         return assign_bursts(todo, by=[c for c in ("site", "camera") if c in todo.columns], gap_s=gap_s)
     folder = todo.with_columns(pl.col("uri").str.replace(r"/[^/]*$", "").alias("_folder"))
     return assign_bursts(folder, by=["_folder"], gap_s=gap_s).drop("_folder")
-
-
-def _small_strings(table: pa.Table) -> pa.Table:
-    """polars exports large_string; user columns keep Arrow's plain string like the core ones."""
-    fields = [pa.field(f.name, pa.string()) if pa.types.is_large_string(f.type) else f for f in table.schema]
-    return table.cast(pa.schema(fields))
 
 
 def _frames(todo: pl.DataFrame, fields: list[str], hash: bool) -> pl.DataFrame:
