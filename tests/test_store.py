@@ -216,3 +216,15 @@ def test_user_column_may_not_redefine_a_core_column(store):
     with pytest.raises(SchemaError, match=r"\['site'\] redefine core frame columns"):
         store.create_dataset("x", schema=pa.schema([("site", pa.int64()), ("temp", pa.float32())]))
     assert store.datasets() == []
+
+
+def test_polars_string_user_column_is_stored_as_plain_string(store):
+    """polars exports strings as large_string; a new user column is stored as string like the core columns."""
+    ds = store.create_dataset("cams")
+    df = pl.DataFrame({"frame_id": ["a", "b"], "uri": ["a.jpg", "b.jpg"], "station": ["S1", "S2"]})
+    assert df.to_arrow().schema.field("station").type == pa.large_string()
+    ds.add_frames(df)
+    assert ds.schema.field("station").type == pa.string()
+    assert ds.lance().schema.field("station").type == pa.string()
+    ds.add_frames(pl.DataFrame({"frame_id": ["c"], "uri": ["c.jpg"], "station": ["S3"]}))
+    assert ds.to_polars().sort("frame_id")["station"].to_list() == ["S1", "S2", "S3"]

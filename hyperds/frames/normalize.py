@@ -185,9 +185,10 @@ def normalize_frames(
     now = now or dt.datetime.now(dt.UTC)
     extra_types = {f.name: f.type for f in (extra_schema or [])}
     # A new user column whose values are all null has no type to store; it is left out (nothing is
-    # lost) and added by the first write that carries a value, with that value's type.
+    # lost) and added by the first write that carries a value, with that value's type (polars'
+    # large_string stored as plain string, like the core columns).
     extras = [
-        pa.field(name, extra_types.get(name, table.schema.field(name).type))
+        pa.field(name, extra_types.get(name, _plain_string(table.schema.field(name).type)))
         for name in table.column_names
         if name not in CORE_NAMES and not (name not in extra_types and pa.types.is_null(table.schema.field(name).type))
     ]
@@ -203,6 +204,10 @@ def normalize_frames(
     _check_keys(cols["frame_id"], cols["uri"])
     cols["labels"] = derive_labels(cols["annotations"])
     return pa.Table.from_arrays([cols[f.name] for f in target], schema=target)
+
+
+def _plain_string(typ: pa.DataType) -> pa.DataType:
+    return pa.string() if pa.types.is_large_string(typ) else typ
 
 
 def _coerce(
