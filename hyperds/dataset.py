@@ -107,7 +107,7 @@ class Dataset(FrameTable):
         """Restrict the labels of future changes to `labels` (None lifts it); stored in the schema metadata."""
         from .versioning.commits import set_taxonomy
 
-        set_taxonomy(self, list(labels) if labels is not None else None)
+        set_taxonomy(self, labels)
 
     # -- embeddings and active learning (annotation rounds) --------------------------------
     def add_embeddings(

@@ -13,7 +13,7 @@ from hyperds.errors import ConflictError, CorrectionError
 from hyperds.versioning.changes import apply_changes, normalize_changes
 from hyperds.versioning.commits import _try_write, commit
 from hyperds.versioning.history import commit_properties
-from hyperds.versioning.rows import Snapshot, locate_rows, take_rows
+from hyperds.frames.rows import Snapshot, locate_rows, take_rows
 
 MODEL = "MegaDetector v5a"
 
@@ -181,6 +181,24 @@ def test_based_on_version_conflicts_only_for_changed_frames(ds):
     assert ds.commits()["based_on"].to_list() == [None, base]
 
 
+def test_based_on_names_unknown_frames_and_rejects_bad_versions(ds):
+    base = ds.version
+    ds.add_frames([{**_frames(7)[6]}])  # f6 exists now, not at `base`
+    snap = _snapshot(ds)
+    with pytest.raises(CorrectionError) as err:  # a typo is an unknown frame, not a stale base
+        ds.commit([{"op": "delete", "frame_id": "nope", "ann_id": "nope:0"}], author="b", based_on=base)
+    assert err.value.rows == ["change 0 (delete nope/nope:0): no such frame_id"]
+    with pytest.raises(ConflictError, match="did not exist at version") as err:
+        ds.commit([{"op": "delete", "frame_id": "f6", "ann_id": "f6:0"},
+                   {"op": "delete", "frame_id": "nope", "ann_id": "nope:0"}], author="b", based_on=base)
+    assert err.value.frame_ids == ["f6"]
+    with pytest.raises(CorrectionError, match=rf"based_on must be a version number.*'{base}'"):
+        ds.commit([{"op": "delete", "frame_id": "f1", "ann_id": "f1:0"}], author="b", based_on=str(base))
+    with pytest.raises(hyperds.errors.HyperdsError, match=f"has no version {snap[0] + 5}; available versions: 1..{snap[0]}"):
+        ds.commit([{"op": "delete", "frame_id": "f1", "ann_id": "f1:0"}], author="b", based_on=snap[0] + 5)
+    assert _snapshot(ds) == snap and ds.commits().height == 0
+
+
 BAD = [
     ([{"op": "relabel", "frame_id": "nope", "ann_id": "nope:0", "label": "x"}], CorrectionError, "nope"),
     ([{"op": "relabel", "frame_id": "f1", "ann_id": "f1:9", "label": "x"}], CorrectionError, "f1:9"),
@@ -243,6 +261,14 @@ def test_taxonomy_limits_labels(ds):
     ds.set_taxonomy(None)
     assert ds.taxonomy is None
     ds.commit([{"op": "add", "frame_id": "f2", "label": "unicorn"}], author="a")
+
+
+def test_taxonomy_given_as_one_string_is_rejected(ds):
+    ds.set_taxonomy(["lion", "zebra"])
+    version = ds.version
+    with pytest.raises(CorrectionError, match=r"a taxonomy is a list of labels, e.g. \['lion', 'zebra'\]"):
+        ds.set_taxonomy("cat")
+    assert ds.taxonomy == ["lion", "zebra"] and ds.version == version
 
 
 def test_changes_as_polars_and_arrow(ds):

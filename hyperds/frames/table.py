@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from ..errors import FrameNotFoundError, HyperdsError, SchemaError
 from .normalize import FrameInput, normalize_frames
+from .rows import locate_rows, sql_literal
 from .schema import CORE_NAMES, INDICES
 
 if TYPE_CHECKING:
@@ -36,11 +37,6 @@ class AddResult:
     skipped: int
     version: int
     annotations: int = 0
-
-
-def sql_literal(value: str) -> str:
-    """A string as a quoted SQL literal for Lance filters."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def count_annotations(table: pa.Table) -> int:
@@ -129,15 +125,8 @@ class FrameTable:
         return rows[0]
 
     def existing_ids(self, frame_ids: pa.Array) -> pa.Array:
-        """The subset of `frame_ids` already in the table (index lookup for small sets)."""
-        if len(frame_ids) == 0:
-            return pa.array([], pa.string())
-        ids = frame_ids.to_pylist()
-        if len(ids) <= 1000:
-            flt = "frame_id IN (" + ", ".join(sql_literal(i) for i in ids) + ")"
-            return self.to_arrow(columns=["frame_id"], filter=flt).column("frame_id").combine_chunks()
-        have = self.to_arrow(columns=["frame_id"]).column("frame_id")
-        return pc.filter(frame_ids, pc.is_in(frame_ids, have))
+        """The subset of `frame_ids` already in the table (see rows.locate_rows), sorted."""
+        return locate_rows(self.lance(), frame_ids.to_pylist()).column("frame_id").combine_chunks()
 
     # -- writes ----------------------------------------------------------------------------
     def _require_writable(self) -> None:

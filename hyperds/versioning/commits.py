@@ -12,9 +12,11 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import numbers
 import random
 import time
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import lance
@@ -24,10 +26,10 @@ import polars as pl
 import pyarrow as pa
 from lance.commit import CommitConflictError
 
-from ..errors import ConflictError, CorrectionError, HyperdsError
+from ..errors import ConflictError, CorrectionError, HyperdsError, StoreError
 from .changes import ChangeInput, apply_changes, assign_ann_ids, normalize_changes, validate_changes
 from .history import commit_properties, record
-from .rows import Snapshot, read_rows
+from ..frames.rows import Snapshot, read_rows
 
 if TYPE_CHECKING:
     from ..frames.table import FrameTable
@@ -60,9 +62,11 @@ def taxonomy(table: FrameTable) -> list[str] | None:
     return json.loads(raw) if raw else None
 
 
-def set_taxonomy(table: FrameTable, labels: list[str] | None) -> None:
+def set_taxonomy(table: FrameTable, labels: Sequence[str] | None) -> None:
     """Restrict labels of future changes to `labels` (None lifts the restriction); one Lance version."""
     table._require_writable()
+    if isinstance(labels, str):
+        raise CorrectionError(f"a taxonomy is a list of labels, e.g. ['lion', 'zebra'], not the string {labels!r}")
     if labels is not None:
         labels = sorted({str(label) for label in labels})
         if not labels or any(not label.strip() for label in labels):
@@ -138,19 +142,25 @@ def commit(
 def _expected_revisions(table: FrameTable, df: pl.DataFrame, based_on: int | None) -> pl.DataFrame:
     """frame_id -> the revision the caller saw (from the change, else from version `based_on`)."""
     seen = df.filter(pl.col("revision").is_not_null()).select("frame_id", "revision", "_seq")
-    if based_on is not None:
-        table.at(based_on)  # raises for an unknown version
-        missing = df.filter(pl.col("revision").is_null())["frame_id"].unique().to_list()
-        then = read_rows(table.store.open_lance(table.name, version=based_on), missing).select(["frame_id", "revision"])
-        then_df = pl.from_arrow(then)
-        gone = set(missing) - set(then_df["frame_id"].to_list())
-        if gone:
-            raise ConflictError(
-                f"frame(s) {sorted(gone)[:20]} did not exist at version {based_on}; base the commit on a newer version",
-                sorted(gone),
-            )
-        seen = pl.concat([seen, then_df.with_columns(_seq=pl.lit(-1, pl.Int64)).select(seen.columns)])
-    return seen
+    if based_on is None:
+        return seen
+    if not isinstance(based_on, numbers.Integral) or isinstance(based_on, bool):
+        raise CorrectionError(f"based_on must be a version number (an int, e.g. ds.version), not {based_on!r}")
+    try:
+        then_ds = table.store.open_lance(table.name, version=int(based_on))
+    except StoreError:
+        table.at(based_on)  # raises the error naming the versions there are
+        raise
+    missing = df.filter(pl.col("revision").is_null())["frame_id"].unique().to_list()
+    then = pl.from_arrow(read_rows(then_ds, missing, columns=["frame_id", "revision"]))
+    gone = sorted(set(missing) - set(then["frame_id"].to_list()))
+    # Frames that exist now but not then were added since; unknown ones are left to apply_changes to name.
+    added = table.existing_ids(pa.array(gone, pa.string())).to_pylist() if gone else []
+    if added:
+        raise ConflictError(
+            f"frame(s) {added[:20]} did not exist at version {based_on}; base the commit on a newer version", added
+        )
+    return pl.concat([seen, then.with_columns(_seq=pl.lit(-1, pl.Int64)).select(seen.columns)])
 
 
 def _check_revisions(rows: pa.Table, expected: pl.DataFrame) -> None:

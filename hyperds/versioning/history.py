@@ -21,7 +21,7 @@ from ..frames.schema import ANNOTATION_TYPE, UTC_US
 from ..frames.table import sql_literal
 from .catalog import existing
 from .changes import flatten_annotations
-from .rows import read_rows
+from ..frames.rows import read_rows
 
 if TYPE_CHECKING:
     from ..frames.table import FrameTable

@@ -21,7 +21,7 @@ from ..frames.normalize import FrameInput, bbox_out_of_range, to_arrow_table
 from ..frames.schema import BBOX_TYPE
 from .changes import flatten_annotations
 from .commits import CommitResult, commit
-from .rows import Snapshot
+from ..frames.rows import Snapshot
 
 if TYPE_CHECKING:
     from ..frames.table import FrameTable

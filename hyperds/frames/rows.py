@@ -1,4 +1,4 @@
-"""Find and read whole frame rows by frame_id in one Lance version, at a cost that follows the ids asked for.
+"""Find and read frame rows by frame_id in one Lance version, at a cost that follows the ids asked for.
 
 Few ids: BTREE lookups, `_CHUNK` ids per query (one long IN list plans slowly) on a few threads. Many ids
 (relative to the table): one frame_id column scan. Rows are then taken by row id, in chunks on threads.
@@ -14,11 +14,14 @@ import lance
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..frames.table import sql_literal
-
 _CHUNK = 250
 _THREADS = 4
 _ROWS_PER_LOOKUP = 300  # one index lookup costs about as much as scanning this many frame_ids
+
+
+def sql_literal(value: str) -> str:
+    """A string as a quoted SQL literal for Lance filters."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _chunked(fn: Callable[[list], pa.Table], items: list, schema: pa.Schema, size: int = _CHUNK) -> pa.Table:
@@ -46,15 +49,20 @@ def locate_rows(ds: lance.LanceDataset, frame_ids: Sequence[str]) -> pa.Table:
     return keys.sort_by("frame_id")
 
 
-def take_rows(ds: lance.LanceDataset, where: pa.Table) -> pa.Table:
-    """The whole rows `locate_rows` found, in its order."""
+def take_rows(ds: lance.LanceDataset, where: pa.Table, columns: list[str] | None = None) -> pa.Table:
+    """The rows `locate_rows` found (whole, or only `columns`), in its order."""
     row_ids = where.column("_rowid").combine_chunks().to_pylist() if where.num_rows else []
-    return _chunked(ds._take_rows, row_ids, ds.schema, max(_CHUNK, -(-len(row_ids) // _THREADS)))
+    schema = pa.schema([ds.schema.field(c) for c in columns]) if columns else ds.schema
+
+    def take(chunk: list[int]) -> pa.Table:
+        return ds._take_rows(chunk, columns=columns)
+
+    return _chunked(take, row_ids, schema, max(_CHUNK, -(-len(row_ids) // _THREADS)))
 
 
-def read_rows(ds: lance.LanceDataset, frame_ids: Sequence[str]) -> pa.Table:
-    """The rows of `ds` whose frame_id is in `frame_ids`, sorted by frame_id (unknown ids are absent)."""
-    return take_rows(ds, locate_rows(ds, frame_ids))
+def read_rows(ds: lance.LanceDataset, frame_ids: Sequence[str], columns: list[str] | None = None) -> pa.Table:
+    """The rows of `ds` whose frame_id is in `frame_ids` (whole, or only `columns`), sorted by frame_id."""
+    return take_rows(ds, locate_rows(ds, frame_ids), columns)
 
 
 @dataclasses.dataclass(frozen=True)
