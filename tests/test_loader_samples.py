@@ -16,6 +16,7 @@ from PIL import Image
 from hyperds.errors import LoaderError
 from hyperds.loaders import transforms as T
 from hyperds.loaders.torch import FrameDataset, collate_detection, collate_sequences
+from hyperds.versioning import views as views_module
 
 FRAME_ID = operator.itemgetter("frame_id")
 
@@ -299,3 +300,35 @@ def test_record_run_when_asked(store):
     assert '"lr": 0.01' in info and '"samples": 3' in info
     with pytest.raises(LoaderError, match="needs a published view"):
         FrameDataset(ds, record_run="train-43")
+
+
+def test_keep_view_is_resolved_once_and_numbers_classes_alike_in_every_split(store, monkeypatch):
+    """unknown_labels='keep': unmapped labels are classes too, taken from the whole view (not one split),
+    read from the view's `classes` column in the loader's one resolve of the view."""
+    thumbs = sorted((DATA / "serengeti-thumbs").glob("*.JPG"))[:8]
+    species = ["lion", "zebra", "gnu", "hyena"]
+    ds = store.create_dataset("keep", root=str(thumbs[0].parent))
+    ds.add_frames([{"frame_id": f"f{i}", "uri": p.name, "site": f"s{i}", "annotations": [{"label": species[i % 4]}]}
+                   for i, p in enumerate(thumbs)])
+    split = {"by": "site", "fractions": {"train": 0.5, "val": 0.5}, "seed": 3}
+    view = store.create_view("keepers", "labels IS NOT NULL", datasets=["keep"], label_map={"lion": "cat", "hyena": "cat"},
+                             unknown_labels="keep", split=split).publish("1.0")
+    manifest = view.to_arrow(["frame_id", "split"])
+    split_of = dict(zip(manifest["frame_id"].to_pylist(), manifest["split"].to_pylist()))
+    resolves = []
+    real_resolve = views_module.resolve
+    monkeypatch.setattr(views_module, "resolve", lambda *a, **k: resolves.append(a) or real_resolve(*a, **k))
+    mapped = {"lion": "cat", "hyena": "cat"}
+    expected_classes = sorted({mapped.get(s, s) for s in species})
+    for name in ("train", "val"):
+        fresh = store.view("keepers", "1.0")  # nothing cached from an earlier read
+        resolves.clear()
+        frames = FrameDataset(fresh, split=name, transform=T.ToTensor())
+        assert len(resolves) == 1 and frames.classes == expected_classes
+        ids = sorted(f for f, s in split_of.items() if s == name)
+        assert len(frames) == len(ids) > 0
+        for i, frame_id in enumerate(ids):
+            label = species[int(frame_id[1:]) % 4]
+            assert frames.classes[int(frames[i][1])] == mapped.get(label, label)
+    with pytest.raises(LoaderError, match="no such split"):
+        FrameDataset(store.view("keepers", "1.0"), split="test")

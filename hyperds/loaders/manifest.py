@@ -16,7 +16,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import LoaderError
+from ..errors import DatasetNotFoundError, LoaderError
 
 
 def source_store(source: Any) -> Any:
@@ -34,9 +34,54 @@ def source_roots(source: Any) -> dict[str, str | None]:
             return {"": holder.root}
     store, names = source_store(source), getattr(source, "datasets", None)
     if store is not None and isinstance(names, (list, tuple)) and names:
-        roots = {name: store.dataset(name).root for name in names}
+        from ..frames.table import FrameTable
+
+        existing = store.datasets()  # listed once; each root is read from its table's schema
+        for name in names:
+            if name not in existing:
+                raise DatasetNotFoundError(name, existing, store.uri)
+        roots = {name: FrameTable(store, name).root for name in names}
         return roots if len(set(roots.values())) > 1 else {"": next(iter(roots.values()))}
     return {"": None}
+
+
+def view_label_map(source: Any) -> Any:
+    """The LabelMap a View source's definition holds (None for other sources, or a view without one)."""
+    return getattr(getattr(source, "spec", None), "label_map", None)
+
+
+def read_view_manifest(
+    source: Any, columns: Sequence[str] | None, split: str | None, label_map: Any
+) -> tuple[pa.Table, dict[str, str], list[str]]:
+    """read_manifest of a View with a label map (its `classes` among `columns`), the map from raw label
+    to class and the sorted class names, with one resolve of the view.
+
+    With unknown_labels='keep' every label the view holds (in all splits, so each split's loader numbers
+    them alike) is a class too; the split is then taken here from the whole manifest.
+    """
+    keep = label_map.unknown == "keep"
+    if keep and split is not None:
+        _check_split(source, split)
+        whole = read_manifest(source, None if columns is None else [*columns, "split"])
+        table = whole.filter(pc.equal(whole.column("split"), split))
+        table = table if columns is None else table.select(list(columns))
+    else:
+        whole = table = read_manifest(source, columns, split)
+    mapping = label_map.as_dict()
+    if keep:
+        seen = pc.unique(pc.list_flatten(column(whole, "classes"))).to_pylist()
+        mapping.update({c: c for c in seen if c is not None and c not in mapping})
+    return table, mapping, sorted(set(mapping.values()))
+
+
+def _check_split(source: Any, split: str) -> None:
+    spec = getattr(source, "split_spec", None)
+    names = [name for name, _ in spec.fractions] if spec is not None else []
+    if split not in names:
+        raise LoaderError(
+            f"split={split!r}: {source!r} has no such split (its splits: {', '.join(names) or 'none'}); "
+            "pick one of its splits, or create the view with split={'by': ..., 'fractions': ...}"
+        )
 
 
 def read_manifest(source: Any, columns: Sequence[str] | None, split: str | None = None) -> pa.Table:

@@ -23,9 +23,9 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from ..errors import ImageLoadError, LoaderError
 from ..frames.uris import resolve_uris
+from ..fsio import split_protocol
 from . import manifest
 from .decode import DECODE_ERRORS, decode_rgb
-from ..fsio import split_protocol
 from .fetch import Fetcher
 from .worker_memory import tune_worker_heap
 
@@ -89,7 +89,7 @@ class FrameDataset(Dataset):
     'classification' (class index, or a multi-hot vector with `multilabel=True` and always for
     sequences), 'detection' (dict of pixel xyxy `boxes` after the transform and `labels`), or a
     callable over the frame's row dict. Classes come from `label_map` (raw label -> class name or
-    index; the source's own `label_map` if it has one), `classes` (the index order), else every label
+    index; default: a view's own label map), `classes` (the index order), else every label
     seen, sorted. Relative URIs resolve against `root` (default: the source's root, or each of a
     view's datasets' own). `split` picks one split of a view.
     Constructing reads no image; with on_error='skip' unreadable frames are dropped and counted in
@@ -139,10 +139,19 @@ class FrameDataset(Dataset):
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid = -1
 
-        columns = self._columns()
+        self._uses_boxes = target == "detection" or unit == "crop"
+        view_map = None
+        if label_map is None and (self._uses_boxes or not callable(target)):
+            view_map = manifest.view_label_map(source)
+        columns = self._columns(view_map is not None)
         if columns is not None and len(roots) > 1:
             columns.append("dataset")
-        table = manifest.read_manifest(source, columns, split)
+        if view_map is None:
+            table = manifest.read_manifest(source, columns, split)
+        else:  # the view maps labels in its one resolve: frames take its `classes`, boxes its label map
+            table, view_labels, view_classes = manifest.read_view_manifest(source, columns, split, view_map)
+            label_map = view_labels if self._uses_boxes else None
+            classes = view_classes if classes is None else classes
         self._frame_ids = manifest.column(table, "frame_id")
         self._uris = manifest.column(table, "uri")
         self._root_of_row = None  # which of self._roots each row resolves against, when there are several
@@ -153,9 +162,7 @@ class FrameDataset(Dataset):
         self._rows = table if callable(target) else None
         self.classes: list[str] | None = None
         self.num_classes: int | None = None
-        if label_map is None:
-            label_map = getattr(source, "label_map", None)  # a view carries its own
-        self._build_indices(table, label_map, classes, box_filter)
+        self._build_indices(table, "classes" if view_map is not None else "labels", label_map, classes, box_filter)
         if record_run is not None:  # in the constructing process only: workers get a pickled copy
             info = {"unit": unit, "split": split, "samples": len(self), "classes": self.classes, **(run_info or {})}
             source.record_run(record_run, info=info)
@@ -179,13 +186,15 @@ class FrameDataset(Dataset):
         inherited = dict(getattr(manifest.source_store(source), "storage_options", None) or {})
         return {**inherited, **dict(explicit or {})}
 
-    def _columns(self) -> list[str] | None:
+    def _columns(self, view_mapped: bool) -> list[str] | None:
         if callable(self.target):
             return None
         columns = ["frame_id", "uri"]
-        if self.target == "detection" or self.unit == "crop":
+        if self._uses_boxes:
             columns.append("annotations")
-        else:
+        if view_mapped:
+            columns.append("classes")
+        elif not self._uses_boxes:
             columns.append("labels")
         if self.unit == "sequence":
             columns += ["seq_id", "frame_num"]
@@ -194,15 +203,15 @@ class FrameDataset(Dataset):
     def _build_indices(
         self,
         table: pa.Table,
+        labels_column: str,
         label_map: Mapping[str, str | int] | None,
         classes: Sequence[str] | None,
         box_filter: pc.Expression | None,
     ) -> None:
         n = table.num_rows
-        uses_boxes = self.target == "detection" or self.unit == "crop"
         self._boxes: manifest.Boxes | None = None
         self._class_offsets = self._class_ids = None
-        if uses_boxes:
+        if self._uses_boxes:
             annotations = manifest.column(table, "annotations")
             observed = pc.list_flatten(annotations).field("label") if not (label_map or classes) else pa.array([], pa.string())
             mapping = manifest.Classes.build(label_map, classes, observed)
@@ -210,7 +219,7 @@ class FrameDataset(Dataset):
             self.classes = mapping.names
             self.num_classes = mapping.count
         elif not callable(self.target):
-            labels = manifest.column(table, "labels")
+            labels = manifest.column(table, labels_column)
             observed = pc.list_flatten(labels) if not (label_map or classes) else pa.array([], pa.string())
             mapping = manifest.Classes.build(label_map, classes, observed)
             self._class_offsets, self._class_ids = manifest.frame_classes(labels, mapping)
