@@ -10,10 +10,10 @@ import pytest
 
 import hyperds
 from hyperds.errors import ConflictError, CorrectionError
+from hyperds.frames.rows import Snapshot, locate_rows, take_rows
 from hyperds.versioning.changes import apply_changes, normalize_changes
 from hyperds.versioning.commits import _try_write, commit
 from hyperds.versioning.history import commit_properties
-from hyperds.frames.rows import Snapshot, locate_rows, take_rows
 
 MODEL = "MegaDetector v5a"
 
@@ -356,6 +356,60 @@ def test_malformed_changes_are_correction_errors(store, changes, message):
     with pytest.raises(CorrectionError, match=message):
         ds.commit(changes, author="ana")
     assert ds.version == version and ds.get("X")["annotations"] == []
+
+
+@pytest.mark.parametrize(
+    "changes, rows",
+    [
+        (pl.DataFrame({"op": ["move", "move", "move"], "frame_id": ["f0", "f1", "f2"], "ann_id": ["f0:0", "f1:0", "f2:0"],
+                       "bbox": ["[0, 0, 1, 1]", None, "abc"]}),
+         ["change 0 (move f0/f0:0): bbox '[0, 0, 1, 1]' is not 4 numbers [x, y, w, h], normalised to the image",
+          "change 2 (move f2/f2:0): bbox 'abc' is not 4 numbers [x, y, w, h], normalised to the image"]),
+        ([{"op": "move", "frame_id": "f0", "ann_id": "f0:0", "bbox": {"x": 1}}],
+         ["change 0 (move f0/f0:0): bbox {'x': 1} is not 4 numbers [x, y, w, h], normalised to the image"]),
+        (pl.DataFrame({"op": ["move", "move"], "frame_id": ["f0", "f1"], "ann_id": ["f0:0", "f1:0"],
+                       "bbox": [[0.1, 0.1, 0.1, 0.1], [0.1, 0.1, 0.1]]}),
+         ["change 1 (move f1/f1:0): bbox [0.1, 0.1, 0.1] is not 4 numbers [x, y, w, h], normalised to the image"]),
+        ([{"op": "relabel", "frame_id": "f0", "ann_id": "f0:0", "label": "x", "revision": "0"},
+          {"op": "relabel", "frame_id": "f1", "ann_id": "f1:0", "label": "x", "revision": "abc"},
+          {"op": "add", "frame_id": "f2", "label": "x", "count": "two"}],
+         ["change 1 (relabel f1/f1:0): revision 'abc' is not a whole number (the frame revision the change was based on)",
+          "change 2 (add f2): count 'two' is not a whole number >= 0"]),
+    ],
+)
+def test_values_of_the_wrong_type_name_the_change_and_what_to_give(ds, changes, rows):
+    snap = _snapshot(ds)
+    with pytest.raises(CorrectionError, match="wrong type, nothing was written") as err:
+        ds.commit(changes, author="a")
+    assert err.value.rows == rows
+    assert "int64" not in str(err.value) and "fixed_size_list" not in str(err.value)
+    assert _snapshot(ds) == snap
+
+
+def test_a_field_name_with_a_nul_is_an_unknown_field(ds):
+    with pytest.raises(CorrectionError, match="unknown change field"):
+        ds.commit(pl.DataFrame({"op\x00x": ["add"], "frame_id": ["f0"]}), author="a")
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"op": "review", "frame_id": "f3", "ann_id": "f3:0", "status": "accept", "bbox": [0.0, 0.0, 1.0, 1.0]}, "bbox"),
+        ({"op": "relabel", "frame_id": "f3", "ann_id": "f3:0", "label": "q", "confidence": 0.3}, "confidence"),
+        ({"op": "delete", "frame_id": "f3", "ann_id": "f3:0", "note": "why"}, "note"),
+        ({"op": "move", "frame_id": "f3", "ann_id": "f3:0", "bbox": [0.1, 0.1, 0.1, 0.1], "label": "q"}, "label"),
+    ],
+)
+def test_a_field_the_op_does_not_use_is_an_error_not_ignored(ds, change, field):
+    snap = _snapshot(ds)
+    with pytest.raises(CorrectionError) as err:
+        ds.commit([change], author="a")
+    assert len(err.value.rows) == 1
+    assert f"{change['op']} does not use {field!r} (it takes " in err.value.rows[0]
+    assert _snapshot(ds) == snap
+    # the same change without that field (or with it null, as an empty CSV cell reads) goes through
+    ds.commit([{**change, field: None}], author="a")
+    assert ds.commits().height == 1 and ds.version > snap[0]
 
 
 def test_reading_history_writes_nothing(store):

@@ -29,6 +29,14 @@ _REQUIRED = {
     "delete": ("ann_id",),
     "review": ("ann_id", "status"),
 }
+# Every field each op takes besides op, frame_id and revision; any other non-null field is an error.
+_TAKES = {
+    "add": ("label", "ann_id", "bbox", "confidence", "count", "note"),
+    "relabel": ("ann_id", "label"),
+    "move": ("ann_id", "bbox"),
+    "delete": ("ann_id",),
+    "review": ("ann_id", "status", "note", "label"),
+}
 CHANGE_SCHEMA = pa.schema(
     [
         ("op", pa.string()),
@@ -43,13 +51,22 @@ CHANGE_SCHEMA = pa.schema(
         ("revision", pa.int64()),
     ]
 )
+_CAST_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError)
+_READS_AS = {  # what a value of each change field must be, as error messages say it
+    "bbox": "4 numbers [x, y, w, h], normalised to the image",
+    "confidence": "a number in [0, 1]",
+    "count": "a whole number >= 0",
+    "revision": "a whole number (the frame revision the change was based on)",
+    **{name: "text" for name in ("op", "frame_id", "ann_id", "label", "status", "note")},
+}
 _KEYS = ["_f", "ann_id"]
 _ADDED_POS = 1 << 40  # added annotations go after the existing ones, in input order
 
 
 def normalize_changes(changes: ChangeInput) -> pl.DataFrame:
-    """Changes as a polars frame in CHANGE_SCHEMA plus `_seq` (input position); bad columns raise."""
+    """Changes as a polars frame in CHANGE_SCHEMA plus `_seq` (input position); bad columns or values raise."""
     if isinstance(changes, (pa.Table, pa.RecordBatch, pl.DataFrame)):
+        _check_fields(changes.columns if isinstance(changes, pl.DataFrame) else changes.schema.names)
         table = to_arrow_table(changes)
     else:
         rows = list(changes)
@@ -58,37 +75,50 @@ def normalize_changes(changes: ChangeInput) -> pl.DataFrame:
         not_dicts = [f"change {i}: {row!r}" for i, row in enumerate(rows) if not isinstance(row, Mapping)]
         if not_dicts:
             raise CorrectionError("every change must be an object with an 'op' and a 'frame_id'", not_dicts)
+        _check_fields(list(dict.fromkeys(name for row in rows for name in row)))
         try:
             table = to_arrow_table(rows)
         except SchemaError as exc:
             raise CorrectionError(f"changes: {exc}") from exc
-    unknown = sorted(set(table.column_names) - set(CHANGE_SCHEMA.names))
+    if table.num_rows == 0:
+        raise CorrectionError("no changes given; pass at least one change with an 'op' and a 'frame_id'")
+    cols, wrong = [], []
+    for field in CHANGE_SCHEMA:
+        col = table.column(field.name).combine_chunks() if field.name in table.column_names else None
+        try:
+            cols.append(pa.nulls(table.num_rows, field.type) if col is None else col.cast(field.type))
+        except _CAST_ERRORS:
+            cols.append(pa.nulls(table.num_rows, field.type))
+            wrong += [(i, f"{field.name} {col[i].as_py()!r} is not {_READS_AS[field.name]}") for i in _uncastable(col, field.type)]
+    out = pl.from_arrow(pa.Table.from_arrays(cols, schema=CHANGE_SCHEMA))
+    out = out.with_row_index("_seq").with_columns(pl.col("_seq").cast(pl.Int64))
+    if wrong:
+        problems = pl.DataFrame(wrong, schema={"_seq": pl.Int64, "_problem": pl.String}, orient="row")
+        _raise_for(out.join(problems, on="_seq").sort("_seq"), "changes hold values of the wrong type, nothing was written")
+    return out
+
+
+def _check_fields(names: list[str]) -> None:
+    unknown = [name for name in names if name not in CHANGE_SCHEMA.names]
     if unknown:
         raise CorrectionError(f"unknown change field(s) {unknown}; change fields are {CHANGE_SCHEMA.names}")
     for required in ("op", "frame_id"):
-        if required not in table.column_names:
-            raise CorrectionError(f"every change needs an {required!r}; got columns {table.column_names}")
-    if table.num_rows == 0:
-        raise CorrectionError("no changes given; pass at least one change with an 'op' and a 'frame_id'")
-    cols = []
-    for field in CHANGE_SCHEMA:
-        col = table.column(field.name).combine_chunks() if field.name in table.column_names else None
-        cols.append(pa.nulls(table.num_rows, field.type) if col is None else _cast(field, col))
-    out = pl.from_arrow(pa.Table.from_arrays(cols, schema=CHANGE_SCHEMA))
-    return out.with_row_index("_seq").with_columns(pl.col("_seq").cast(pl.Int64))
+        if required not in names:
+            raise CorrectionError(f"every change needs an {required!r}; got fields {names}")
 
 
-def _cast(field: pa.Field, col: pa.Array) -> pa.Array:
-    if field.name == "bbox" and (pa.types.is_list(col.type) or pa.types.is_large_list(col.type)):
-        lengths = pc.list_value_length(col)
-        bad = pc.fill_null(pc.not_equal(lengths, 4), False)
-        if pc.any(bad).as_py():
-            rows = [f"change {i}: bbox has {lengths[i].as_py()} values" for i in pc.indices_nonzero(bad).to_pylist()]
-            raise CorrectionError("a bbox is 4 numbers [x, y, w, h], normalised to the image", rows)
+def _uncastable(col: pa.Array, typ: pa.DataType, limit: int = 50) -> list[int]:
+    """Positions of the non-null values of `col` that Arrow cannot cast to `typ`, at most `limit` (error path only)."""
     try:
-        return col.cast(field.type)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-        raise CorrectionError(f"change field {field.name!r} cannot be read as {field.type}: {exc}") from exc
+        col.cast(typ)
+        return []
+    except _CAST_ERRORS:
+        if len(col) == 1:
+            return [0] if col.null_count == 0 else []
+    half = len(col) // 2
+    first = _uncastable(col.slice(0, half), typ, limit)
+    rest = _uncastable(col.slice(half), typ, limit - len(first)) if len(first) < limit else []
+    return first + [half + i for i in rest]
 
 
 def describe(row: Mapping[str, Any]) -> str:
@@ -112,6 +142,10 @@ def validate_changes(changes: pl.DataFrame, taxonomy: list[str] | None) -> None:
     for op, fields in _REQUIRED.items():
         for name in fields:
             problems.append(((pl.col("op") == op) & pl.col(name).is_null(), pl.lit(f"{op} needs {name!r}")))
+    for op, takes in _TAKES.items():
+        for name in [n for n in CHANGE_SCHEMA.names if n not in {"op", "frame_id", "revision", *takes}]:
+            unused = f"{op} does not use {name!r} (it takes {', '.join(takes)}); drop it or use another op"
+            problems.append(((pl.col("op") == op) & pl.col(name).is_not_null(), pl.lit(unused)))
     problems.append(
         (
             (pl.col("op") == "review") & pl.col("status").is_not_null() & ~pl.col("status").is_in(list(REVIEW_ACTIONS)),

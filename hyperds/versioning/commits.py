@@ -27,9 +27,9 @@ import pyarrow as pa
 from lance.commit import CommitConflictError
 
 from ..errors import ConflictError, CorrectionError, HyperdsError, StoreError
+from ..frames.rows import Snapshot, read_rows
 from .changes import ChangeInput, apply_changes, assign_ann_ids, normalize_changes, validate_changes
 from .history import commit_properties, record
-from ..frames.rows import Snapshot, read_rows
 
 if TYPE_CHECKING:
     from ..frames.table import FrameTable

@@ -17,11 +17,11 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..frames.rows import read_rows
 from ..frames.schema import ANNOTATION_TYPE, UTC_US
 from ..frames.table import sql_literal
 from .catalog import existing
 from .changes import flatten_annotations
-from ..frames.rows import read_rows
 
 if TYPE_CHECKING:
     from ..frames.table import FrameTable

@@ -18,10 +18,10 @@ import pyarrow.compute as pc
 
 from ..errors import PredictionError, SchemaError
 from ..frames.normalize import FrameInput, bbox_out_of_range, to_arrow_table
+from ..frames.rows import Snapshot
 from ..frames.schema import BBOX_TYPE
 from .changes import flatten_annotations
 from .commits import CommitResult, commit
-from ..frames.rows import Snapshot
 
 if TYPE_CHECKING:
     from ..frames.table import FrameTable
