@@ -8,6 +8,7 @@ import pytest
 
 import hyperds
 from hyperds.errors import EmbeddingError, FrameNotFoundError, SchemaError
+from hyperds.frames.normalize import normalize_frames
 
 
 def _frames(ds, n: int) -> list[str]:
@@ -138,3 +139,26 @@ def test_embeddings_on_an_s3_store(s3_bucket, s3_storage_options):
     ds.add_embeddings(ids, vecs, model="m")
     again = hyperds.connect(f"s3://{bucket}/stores/emb", storage_options=s3_storage_options).dataset("remote")
     assert again.similar(ids[3], k=4)["frame_id"].to_pylist() == _nearest(ids, vecs, 3, 4)
+
+
+def test_later_vectors_add_index_deltas_instead_of_rewriting_indices(store):
+    """Refreshing after add_embeddings must not rewrite a whole single-segment scalar index (cost follows the table)."""
+    ds = store.create_dataset("deltas")
+    ids = _frames(ds, 300)
+    rng = np.random.default_rng(5)
+    vecs = rng.standard_normal((305, 8)).astype(np.float32)
+    ds.add_embeddings(ids, vecs[:300], model="m@1")
+    # rows written without an index refresh, as a commit leaves them when a concurrent refresh wins
+    late = [{"frame_id": f"late-{i}", "uri": f"img/late-{i}.jpg"} for i in range(5)]
+    table = normalize_frames(late)
+    ds.lance().insert(ds._align(table, ds.lance().schema))
+    first = {i.name: {s.uuid for s in i.segments} for i in ds.lance().describe_indices()}
+    assert all(len(s) == 1 for s in first.values())
+
+    ds.add_embeddings([r["frame_id"] for r in late], vecs[300:], model="m@1")
+
+    after = {i.name: {s.uuid for s in i.segments} for i in ds.lance().describe_indices()}
+    assert all(first[name] < after[name] for name in first)  # first segment kept, a delta added
+    assert {i.num_rows_indexed for i in ds.lance().describe_indices()} == {305}
+    all_ids = [*ids, *(r["frame_id"] for r in late)]
+    assert ds.similar("late-0", k=3)["frame_id"].to_pylist() == _nearest(all_ids, vecs, 300, 3)

@@ -206,7 +206,7 @@ def _maybe_index(table: FrameTable, column: str, dim: int, index: bool) -> bool:
         return has_index
     rows = ds.count_rows(filter=f"{column} IS NOT NULL")
     if has_index:
-        ds.optimize.optimize_indices()  # fold the new vectors into the existing index
+        table.refresh_indices(merge=False)  # index the new vectors without rewriting any index whole
     elif rows >= INDEX_MIN_ROWS:
         sub_vectors = _sub_vectors(dim)
         # Lance trains a partition only from ~256 vectors, so fewer partitions than sqrt(rows) on small sets.
