@@ -6,11 +6,12 @@ import datetime as dt
 
 import lance
 import polars as pl
+import pyarrow as pa
 import pytest
 
 import hyperds
 from hyperds.errors import ConflictError, CorrectionError
-from hyperds.frames.rows import Snapshot, locate_rows, take_rows
+from hyperds.frames.rows import Snapshot, locate_rows, read_rows, take_rows
 from hyperds.versioning.changes import apply_changes, normalize_changes
 from hyperds.versioning.commits import _try_write, commit
 from hyperds.versioning.history import commit_properties
@@ -410,6 +411,19 @@ def test_a_field_the_op_does_not_use_is_an_error_not_ignored(ds, change, field):
     # the same change without that field (or with it null, as an empty CSV cell reads) goes through
     ds.commit([{**change, field: None}], author="a")
     assert ds.commits().height == 1 and ds.version > snap[0]
+
+
+def test_existing_ids_and_read_rows_by_lookup_and_by_scan(store):
+    ds = store.create_dataset("ids")
+    have = [f"it's-{i}" for i in range(700)]
+    ds.add_frames([{"frame_id": f, "uri": f"{f}.jpg"} for f in have])
+    lance_ds = ds.lance()
+    for asked in (["it's-3", "nope"], [*have[::2], "nope", "it's-x"]):  # few ids: index lookups; many: a scan
+        expected = sorted(set(asked) & set(have))
+        assert ds.existing_ids(pa.array(asked)).to_pylist() == expected
+        rows = read_rows(lance_ds, asked, columns=["frame_id", "revision"])
+        assert rows.column_names == ["frame_id", "revision"] and rows.column("frame_id").to_pylist() == expected
+    assert ds.existing_ids(pa.array([], pa.string())).to_pylist() == []
 
 
 def test_reading_history_writes_nothing(store):
