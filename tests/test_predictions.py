@@ -121,6 +121,20 @@ def test_bad_predictions_write_nothing(ds, md, model, rows, match):
     assert (ds.version, ds.to_arrow().to_pylist()) == before
 
 
+def test_predictions_of_the_wrong_type_name_their_rows(ds, md):
+    files = [img["file"] for img in md["images"][:3]]
+    preds = pl.DataFrame({"frame_id": files, "label": ["animal"] * 3, "confidence": ["0.5", "high", "0.7"],
+                          "bbox": ["[0.1, 0.1, 0.2, 0.2]", None, None]})
+    before = (ds.version, ds.to_arrow().to_pylist())
+    with pytest.raises(PredictionError, match="wrong type; nothing was written") as err:
+        ds.add_predictions(preds, model=MODEL, run_id="bad")
+    assert err.value.rows == [
+        "prediction row 0: bbox '[0.1, 0.1, 0.2, 0.2]' is not 4 numbers [x, y, w, h], normalised to the image",
+        "prediction row 1: confidence 'high' is not a number in [0, 1]",
+    ]
+    assert (ds.version, ds.to_arrow().to_pylist()) == before
+
+
 def test_rerun_keeps_a_box_a_person_moved(store):
     ds = store.create_dataset("cams")
     ds.add_frames([{"frame_id": "f1", "uri": "f1.jpg"}])

@@ -82,16 +82,8 @@ def normalize_changes(changes: ChangeInput) -> pl.DataFrame:
             raise CorrectionError(f"changes: {exc}") from exc
     if table.num_rows == 0:
         raise CorrectionError("no changes given; pass at least one change with an 'op' and a 'frame_id'")
-    cols, wrong = [], []
-    for field in CHANGE_SCHEMA:
-        col = table.column(field.name).combine_chunks() if field.name in table.column_names else None
-        try:
-            cols.append(pa.nulls(table.num_rows, field.type) if col is None else col.cast(field.type))
-        except _CAST_ERRORS:
-            cols.append(pa.nulls(table.num_rows, field.type))
-            wrong += [(i, f"{field.name} {col[i].as_py()!r} is not {_READS_AS[field.name]}") for i in _uncastable(col, field.type)]
-    out = pl.from_arrow(pa.Table.from_arrays(cols, schema=CHANGE_SCHEMA))
-    out = out.with_row_index("_seq").with_columns(pl.col("_seq").cast(pl.Int64))
+    cast, wrong = cast_to(table, CHANGE_SCHEMA)
+    out = pl.from_arrow(cast).with_row_index("_seq").with_columns(pl.col("_seq").cast(pl.Int64))
     if wrong:
         problems = pl.DataFrame(wrong, schema={"_seq": pl.Int64, "_problem": pl.String}, orient="row")
         _raise_for(out.join(problems, on="_seq").sort("_seq"), "changes hold values of the wrong type, nothing was written")
@@ -105,6 +97,20 @@ def _check_fields(names: list[str]) -> None:
     for required in ("op", "frame_id"):
         if required not in names:
             raise CorrectionError(f"every change needs an {required!r}; got fields {names}")
+
+
+def cast_to(table: pa.Table, schema: pa.Schema) -> tuple[pa.Table, list[tuple[int, str]]]:
+    """`table` in `schema` (absent columns null), and (row, problem) for each value of the wrong type."""
+    cols, wrong = [], []
+    for field in schema:
+        col = table.column(field.name).combine_chunks() if field.name in table.column_names else None
+        try:
+            cols.append(pa.nulls(table.num_rows, field.type) if col is None else col.cast(field.type))
+        except _CAST_ERRORS:
+            cols.append(pa.nulls(table.num_rows, field.type))
+            bad = _uncastable(col, field.type)
+            wrong += [(i, f"{field.name} {col[i].as_py()!r} is not {_READS_AS[field.name]}") for i in bad]
+    return pa.Table.from_arrays(cols, schema=schema), wrong
 
 
 def _uncastable(col: pa.Array, typ: pa.DataType, limit: int = 50) -> list[int]:

@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..errors import PredictionError, SchemaError
 from ..frames.normalize import FrameInput, bbox_out_of_range, to_arrow_table
 from ..frames.rows import Snapshot
 from ..frames.schema import BBOX_TYPE
-from .changes import flatten_annotations
+from .changes import cast_to, flatten_annotations
 from .commits import CommitResult, commit
 
 if TYPE_CHECKING:
@@ -73,20 +72,11 @@ def normalize_predictions(predictions: FrameInput) -> pl.DataFrame:
         raise PredictionError(
             f"prediction columns are {PREDICTION_SCHEMA.names} (frame_id required); got {table.column_names}"
         )
-    cols = []
-    for field in PREDICTION_SCHEMA:
-        if field.name not in table.column_names:
-            cols.append(pa.nulls(table.num_rows, field.type))
-            continue
-        col = table.column(field.name).combine_chunks()
-        if field.name == "bbox" and not pa.types.is_fixed_size_list(col.type) and not pa.types.is_null(col.type):
-            bad = pc.fill_null(pc.not_equal(pc.list_value_length(col), 4), False)
-            _fail(np.asarray(bad), "a bbox is 4 numbers [x, y, w, h], normalised to the image")
-        try:
-            cols.append(col.cast(field.type))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-            raise PredictionError(f"prediction column {field.name!r} cannot be read as {field.type}: {exc}") from exc
-    df = pl.from_arrow(pa.Table.from_arrays(cols, schema=PREDICTION_SCHEMA)).with_row_index("_row")
+    cast, wrong = cast_to(table, PREDICTION_SCHEMA)
+    if wrong:
+        rows = [f"prediction row {i}: {problem}" for i, problem in wrong]
+        raise PredictionError("predictions hold values of the wrong type; nothing was written", rows)
+    df = pl.from_arrow(cast).with_row_index("_row")
     bbox = df["bbox"].to_arrow().cast(BBOX_TYPE)
     unlabeled = df["label"].is_null() & (df["bbox"].is_not_null() | df["confidence"].is_not_null())
     checks = [
