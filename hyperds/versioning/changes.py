@@ -119,8 +119,8 @@ def _uncastable(col: pa.Array, typ: pa.DataType, limit: int = 50) -> list[int]:
         col.cast(typ)
         return []
     except _CAST_ERRORS:
-        if len(col) == 1:
-            return [0] if col.null_count == 0 else []
+        if len(col) <= 1:
+            return [0] if len(col) == 1 and col.null_count == 0 else []
     half = len(col) // 2
     first = _uncastable(col.slice(0, half), typ, limit)
     rest = _uncastable(col.slice(half), typ, limit - len(first)) if len(first) < limit else []
