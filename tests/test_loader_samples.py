@@ -13,7 +13,7 @@ import torch
 from conftest import DATA
 from PIL import Image
 
-from hyperds.errors import LoaderError
+from hyperds.errors import LoaderError, ViewError
 from hyperds.loaders import transforms as T
 from hyperds.loaders.torch import FrameDataset, collate_detection, collate_sequences
 from hyperds.versioning import views as views_module
@@ -330,5 +330,5 @@ def test_keep_view_is_resolved_once_and_numbers_classes_alike_in_every_split(sto
         for i, frame_id in enumerate(ids):
             label = species[int(frame_id[1:]) % 4]
             assert frames.classes[int(frames[i][1])] == mapped.get(label, label)
-    with pytest.raises(LoaderError, match="no such split"):
+    with pytest.raises(ViewError, match="has no split 'test'; its splits: train, val"):
         FrameDataset(store.view("keepers", "1.0"), split="test")

@@ -61,7 +61,7 @@ def read_view_manifest(
     """
     keep = label_map.unknown == "keep"
     if keep and split is not None:
-        _check_split(source, split)
+        source.check_split(split)
         whole = read_manifest(source, None if columns is None else [*columns, "split"])
         table = whole.filter(pc.equal(whole.column("split"), split))
         table = table if columns is None else table.select(list(columns))
@@ -72,16 +72,6 @@ def read_view_manifest(
         seen = pc.unique(pc.list_flatten(column(whole, "classes"))).to_pylist()
         mapping.update({c: c for c in seen if c is not None and c not in mapping})
     return table, mapping, sorted(set(mapping.values()))
-
-
-def _check_split(source: Any, split: str) -> None:
-    spec = getattr(source, "split_spec", None)
-    names = [name for name, _ in spec.fractions] if spec is not None else []
-    if split not in names:
-        raise LoaderError(
-            f"split={split!r}: {source!r} has no such split (its splits: {', '.join(names) or 'none'}); "
-            "pick one of its splits, or create the view with split={'by': ..., 'fractions': ...}"
-        )
 
 
 def read_manifest(source: Any, columns: Sequence[str] | None, split: str | None = None) -> pa.Table:

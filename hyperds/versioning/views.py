@@ -225,7 +225,7 @@ class View:
         """The manifest (one row per frame, ordered by dataset, frame_id), optionally projected / one split."""
         cols = None if columns is None else list(dict.fromkeys(columns))
         if split is not None:
-            self._check_split(split)
+            self.check_split(split)
             want = cols
             cols = None if cols is None else list(dict.fromkeys([*cols, "split"]))
         if self._manifest is not None:
@@ -260,7 +260,8 @@ class View:
             return self._row["digest"]
         return digest(self.to_arrow(DIGEST_COLUMNS))[0]
 
-    def _check_split(self, split: str) -> None:
+    def check_split(self, split: str) -> None:
+        """Raise ViewError unless `split` is one of this view's splits."""
         if self.spec.split is None:
             raise ViewError(f"view {self.name!r} {self.version} has no split; create it with split={{'by': ...}}")
         names = [n for n, _ in self.spec.split.fractions]
