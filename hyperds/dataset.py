@@ -85,6 +85,12 @@ class Dataset(FrameTable):
 
         return blame(self, frame_id)
 
+    def evaluate(self, predictions: str, truth: str | None = None, iou: float = 0.5, **options: Any) -> Any:
+        """Score a model on this dataset's current version (hyperds.evaluate): detection, presence, sweep."""
+        from .evaluate import evaluate
+
+        return evaluate(self, predictions, truth=truth, iou=iou, **options)
+
     def add_predictions(
         self, table: Any, model: str, run_id: str | None = None, message: str = ""
     ) -> PredictionResult:

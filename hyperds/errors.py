@@ -178,3 +178,7 @@ class LoaderError(HyperdsError):
 
 class PredictionError(CorrectionError):
     """Model predictions that cannot be added (no model version, unknown frames, boxes outside the image)."""
+
+
+class EvaluationError(HyperdsError):
+    """A model evaluation that cannot run as asked (no predictions or truth in the view, an unknown class)."""

@@ -262,6 +262,18 @@ def history(table: FrameTable, frame_id: str) -> pl.DataFrame:
     return events.join(messages, on="commit_id", how="left").sort("version", "ann_id").drop("dataset")
 
 
+def events(table: FrameTable, up_to: int | None = None) -> pl.DataFrame:
+    """Every annotation event of the dataset up to frames version `up_to` (all when None), oldest first.
+
+    Evaluation reads a model's original output from the `before` of the events that took it over.
+    """
+    reconcile(table)
+    flt = f"dataset = {sql_literal(table.name)}"
+    if up_to is not None:
+        flt += f" AND version <= {int(up_to)}"
+    return _read(table, EVENTS, EVENTS_SCHEMA, flt, ["commit_id", "frame_id", "ann_id"]).sort("version", maintain_order=True)
+
+
 def blame(table: FrameTable, frame_id: str) -> pl.DataFrame:
     """Who set each current label of a frame, when and why (commit message, or the import's source)."""
     row = table.to_arrow(columns=["annotations"], filter=f"frame_id = {sql_literal(frame_id)}")

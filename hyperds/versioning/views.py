@@ -411,6 +411,12 @@ class View:
                 out.append(f"tag {tag!r} of dataset {ds_name!r} points at version {tags[tag]['version']}, not {pin}")
         return out
 
+    def evaluate(self, predictions: str, truth: str | None = None, iou: float = 0.5, **options: Any) -> Any:
+        """Score a model on this view's pinned frames (hyperds.evaluate); recorded in `_runs` when published."""
+        from ..evaluate import evaluate
+
+        return evaluate(self, predictions, truth=truth, iou=iou, **options)
+
     def record_run(self, run_id: str, info: Mapping[str, Any] | None = None, user: str | None = None) -> None:
         """Record that run `run_id` used this published version (with free-form JSON `info`)."""
         if not self.published:
