@@ -110,5 +110,5 @@ def match(pred: Boxes, truth: Boxes, thresholds: np.ndarray = IOU_THRESHOLDS, ma
             out[ti, d[last]] = g[last]
             taken[g[last]] = True
     # Map sorted-truth positions back to the caller's truth indices.
-    mapped = np.where(out >= 0, gorder[np.maximum(out, 0)], -1)
+    mapped = np.where(out >= 0, gorder[np.maximum(out, 0)], -1) if len(gorder) else out
     return Matches(kept=kept, rank=rank, truth=mapped, thresholds=np.asarray(thresholds, dtype=np.float64))
