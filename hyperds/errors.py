@@ -178,3 +178,7 @@ class LoaderError(HyperdsError):
 
 class PredictionError(CorrectionError):
     """Model predictions that cannot be added (no model version, unknown frames, boxes outside the image)."""
+
+
+class ExportError(HyperdsError):
+    """An export that cannot be written (unknown format, destination not empty, frames the format cannot hold)."""
