@@ -5,7 +5,8 @@ provenance in `info.hyperds`.
 Streaming: images go straight into the output file, annotations into a side file appended at the end,
 so memory follows the batch. `datetime` is written in UTC without an offset, as COCO-CT has it; the
 importer reads such times as UTC by default. An event-level (sequence) annotation sits on every frame of
-its event, so its id is `<ann_id>:<frame_id>`; media-level annotations keep their ann_id.
+its event; the first keeps its ann_id and the others get `<ann_id>:<frame_id>` (COCO ids are unique);
+media-level annotations keep their ann_id.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class CocoWriter:
         self.fh: Any = None
         self.side: Any = None
         self.first_image = self.first_ann = True
+        self.event_ids: set[str] = set()
 
     def precheck(self, rows: pa.Table) -> None:
         hint = "COCO boxes are in pixels: read the sizes (import with --check-images, or ingest) first"
@@ -68,8 +70,9 @@ class CocoWriter:
         event = pl.col("level") == "event"
         box = pl.col("bbox_x").is_not_null()
         w, h = pl.col("width").cast(pl.Float64), pl.col("height").cast(pl.Float64)
+        repeat = self._repeated_events(anns)
         out = anns.select(
-            pl.when(event).then(pl.concat_str("ann_id", pl.lit(":"), "frame_id")).otherwise("ann_id").alias("id"),
+            pl.when(repeat).then(pl.concat_str("ann_id", pl.lit(":"), "frame_id")).otherwise("ann_id").alias("id"),
             pl.col("frame_id").alias("image_id"),
             pl.col("class").replace_strict(self.ids, return_dtype=pl.Int64).alias("category_id"),
             pl.when(box).then(pl.concat_list(
@@ -79,6 +82,15 @@ class CocoWriter:
             event.alias("sequence_level_annotation"),
         )
         self.first_ann = write_json_array(self.side, out, self.first_ann)
+
+    def _repeated_events(self, anns: pl.DataFrame) -> pl.Series:
+        """True for an event-level annotation whose ann_id was already written (on another frame of its event)."""
+        ids = anns["ann_id"].to_list()
+        out = [False] * len(ids)
+        for i in anns.with_row_index("i").filter(pl.col("level") == "event")["i"].to_list():
+            out[i] = ids[i] in self.event_ids
+            self.event_ids.add(ids[i])
+        return pl.Series(out, dtype=pl.Boolean)
 
     def finish(self) -> list[str]:
         if self.fh is None:

@@ -74,7 +74,7 @@ class MegaDetectorWriter:
             "detection_completion_time": self.ctx.provenance["exported_at"],
             "hyperds": self.ctx.provenance,
         }
-        self.fh.write('],"detection_categories":' + json.dumps(self.ids) + ',"classification_categories":{}'
+        self.fh.write('],"detection_categories":' + json.dumps({i: c for c, i in self.ids.items()}) + ',"classification_categories":{}'
                       + ',"info":' + json.dumps(info, sort_keys=True) + "}")
         self.fh.close()
         return [FILE]
