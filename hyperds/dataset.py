@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import polars as pl
     import pyarrow as pa
 
+    from .export import ExportResult
     from .frames.embeddings import EmbeddingResult
     from .versioning.review import AcceptResult
     from .versioning.views import View
@@ -42,6 +43,20 @@ class Dataset(FrameTable):
         from .query.query import Query
 
         return Query(self, sql)
+
+    def export(self, format: str, dest: str, **options: Any) -> ExportResult:
+        """Write every frame to `dest` (folder or s3:// prefix) as `format` (camtrap-dp, coco-ct, megadetector,
+        yolo, csv), with provenance; see hyperds.export.export for the options."""
+        from .export import export
+
+        return export(self, format, dest, **options)
+
+    def deployments(self) -> pa.Table | None:
+        """The Camtrap DP deployments table (text columns, as the package had it) joined to frames on
+        `deployment`; None unless a Camtrap DP package was imported. Pinned with the version read."""
+        from .frames.package_meta import read_deployments
+
+        return read_deployments(self.schema)
 
     def optimize(self) -> int:
         """Refresh the scalar indices and rebuild the annotation side tables for the latest version.

@@ -182,3 +182,5 @@ class PredictionError(CorrectionError):
 
 class EvaluationError(HyperdsError):
     """A model evaluation that cannot run as asked (no predictions or truth in the view, an unknown class)."""
+class ExportError(HyperdsError):
+    """An export that cannot be written (unknown format, destination not empty, frames the format cannot hold)."""

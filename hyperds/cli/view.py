@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 
 from ..errors import ViewError
 from ._common import add_output_args, open_store, write_table
@@ -171,5 +172,15 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    write_table(open_store(args).runs(view=args.view, version=args.version), args.format, args.output)
+    write_table(runs_with_kind(open_store(args).runs(view=args.view, version=args.version)), args.format, args.output)
     return 0
+
+
+def runs_with_kind(runs: pa.Table) -> pl.DataFrame:
+    """Recorded runs with `kind` (export, evaluation, training, ...) and `dest` read out of their JSON info,
+    after run_id, so the audit shows what was exported from which version and where."""
+    df = pl.from_arrow(runs)
+    info = df["info"].str.json_decode(pl.Struct({"kind": pl.String, "dest": pl.String}), infer_schema_length=None)
+    front = ["run_id", "kind", "dest"]
+    return df.with_columns(info.struct.field("kind"), info.struct.field("dest")).select(
+        front + [c for c in df.columns if c not in front])

@@ -8,7 +8,7 @@ the side table when one matches the version and pays), then order and limit.
 from __future__ import annotations
 
 import difflib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
@@ -26,6 +26,7 @@ from .validate import validate
 if TYPE_CHECKING:
     import lance
 
+    from ..export import ExportResult
     from ..frames.table import FrameTable
 
 # Up to this many frame ids from the side table are pushed to Lance as `frame_id IN (…)` (BTREE).
@@ -104,6 +105,13 @@ class Query:
             n = self._scan(lds, ["frame_id"]).num_rows
         n = max(n - st.offset, 0)
         return n if st.limit is None else min(n, st.limit)
+
+    def export(self, format: str, dest: str, **options: Any) -> ExportResult:
+        """Write the matching frames to `dest` (folder or s3:// prefix) as `format` (camtrap-dp, coco-ct,
+        megadetector, yolo, csv), with provenance; see hyperds.export.export for the options."""
+        from ..export import export
+
+        return export(self, format, dest, **options)
 
     def explain(self) -> str:
         """The pushed Lance filter, the residual, the side-table use and Lance's physical plans."""

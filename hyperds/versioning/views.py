@@ -35,6 +35,7 @@ from .manifest import DIGEST_COLUMNS, SubQuery, ViewSpec, digest, resolve
 from .splits import SplitSpec
 
 if TYPE_CHECKING:
+    from ..export import ExportResult
     from ..store import Store
 
 log = logging.getLogger(__name__)
@@ -416,6 +417,14 @@ class View:
         from ..evaluate import evaluate
 
         return evaluate(self, predictions, truth=truth, iou=iou, **options)
+
+    def export(self, format: str, dest: str, **options: Any) -> ExportResult:
+        """Write this version's frames and annotations to `dest` (folder or s3:// prefix) as `format`
+        (camtrap-dp, coco-ct, megadetector, yolo, csv), with provenance; a published version's export is
+        recorded in the audit (`store.runs()`). See hyperds.export.export for the options."""
+        from ..export import export
+
+        return export(self, format, dest, **options)
 
     def record_run(self, run_id: str, info: Mapping[str, Any] | None = None, user: str | None = None) -> None:
         """Record that run `run_id` used this published version (with free-form JSON `info`)."""
