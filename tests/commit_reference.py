@@ -22,7 +22,7 @@ def comparable(rows: list[dict]) -> dict:
     return out
 
 
-_STATUS = {"accept": "accepted", "reject": "rejected", "correct": "corrected"}
+_STATUS = {"accept": "accepted", "reject": "rejected", "correct": "corrected", "reopen": "unreviewed"}
 
 
 def replay(frames: list[dict], commits: list[tuple[str, list[dict]]]) -> dict:
@@ -52,7 +52,8 @@ def replay(frames: list[dict], commits: list[tuple[str, list[dict]]]) -> dict:
             elif c["op"] == "move":  # a moved box is the author's, no longer the model's output
                 a.update(bbox=c["bbox"], source_kind="human", source=author, confidence=None)
             elif c["op"] == "review":
-                a.update(review_status=_STATUS[c["status"]], reviewed_by=author, note=c.get("note"))
+                a.update(review_status=_STATUS[c["status"]], note=c.get("note"),
+                         reviewed_by=None if c["status"] == "reopen" else author)
             if c["op"] == "relabel" or (c["op"] == "review" and c.get("label")):
                 a.update(label=c["label"], source_kind="human", source=author, confidence=None)
     for row in state.values():
