@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import DuplicateFrameError, SchemaError
+from .names import check_column_names
 from .schema import (
     ANNOTATION_TYPE,
     CORE_NAMES,
@@ -184,6 +185,7 @@ def normalize_frames(
     n = table.num_rows
     now = now or dt.datetime.now(dt.UTC)
     extra_types = {f.name: f.type for f in (extra_schema or [])}
+    check_column_names([c for c in table.column_names if c not in CORE_NAMES], [*CORE_NAMES, *extra_types])
     # A new user column whose values are all null has no type to store; it is left out (nothing is
     # lost) and added by the first write that carries a value, with that value's type (polars'
     # large_string stored as plain string, like the core columns).
