@@ -139,6 +139,9 @@ class Store:
             raise DatasetExistsError(
                 f"dataset {name!r} already exists; open it with store.dataset({name!r}) or drop it first"
             )
+        from .frames.names import check_column_names
+
+        check_column_names([f.name for f in (schema or []) if f.name not in CORE_NAMES], CORE_NAMES)
         clash = [f.name for f in (schema or []) if f.name in CORE_NAMES and f.type != FRAMES_SCHEMA.field(f.name).type]
         if clash:
             raise SchemaError(
@@ -149,7 +152,14 @@ class Store:
         if root:
             meta["hyperds.root"] = root
         full = frames_schema(schema).with_metadata(meta)
-        self._db.create_table(name, schema=full)
+        try:
+            self._db.create_table(name, schema=full)
+        except ValueError as exc:  # created by another writer since the check above
+            if "already exists" not in str(exc):
+                raise
+            if exist_ok:
+                return Dataset(self, name)
+            raise DatasetExistsError(f"dataset {name!r} already exists; open it with store.dataset({name!r})") from exc
         log.info("created dataset %s in %s", name, self.uri)
         return Dataset(self, name)
 

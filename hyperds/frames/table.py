@@ -152,13 +152,21 @@ class FrameTable:
         skipped = table.num_rows - new.num_rows
         if new.num_rows == 0:
             return AddResult(0, skipped, self.version)
-        self._add_columns(new.schema)
-        ds = self.lance()
-        # merge_insert, not append: a frame_id inserted concurrently since the check stays single.
-        builder = ds.merge_insert("frame_id").when_not_matched_insert_all()
-        if new.num_rows > _INDEXED_MERGE_LIMIT or empty:
-            builder = builder.use_index(False)
-        inserted = int(builder.execute(self._align(new, ds.schema))["num_inserted_rows"])
+        widened = self._add_columns(new.schema)
+        try:
+            ds = self.lance()
+            # merge_insert, not append: a frame_id inserted concurrently since the check stays single.
+            builder = ds.merge_insert("frame_id").when_not_matched_insert_all()
+            if new.num_rows > _INDEXED_MERGE_LIMIT or empty:
+                builder = builder.use_index(False)
+            inserted = int(builder.execute(self._align(new, ds.schema))["num_inserted_rows"])
+        except BaseException:
+            if widened is not None:  # the new columns go too: a failed write leaves the schema as it was
+                from .rollback import undo_latest_version
+
+                undo_latest_version(self.store, self.name, widened)
+            self._ds = None
+            raise
         self._ds = None
         self.refresh_indices(merge=False)
         annotations = count_annotations(new)
@@ -174,14 +182,17 @@ class FrameTable:
                 cols.append(pa.nulls(table.num_rows, f.type))
         return pa.Table.from_arrays(cols, schema=pa.schema(list(schema), metadata=None))
 
-    def _add_columns(self, incoming: pa.Schema) -> None:
-        """Add the user columns of `incoming` the table lacks (normalize_frames already cast the others)."""
+    def _add_columns(self, incoming: pa.Schema) -> int | None:
+        """Add the user columns of `incoming` the table lacks (normalize_frames already cast the others
+        and checked their names); the version that added them, or None when none was missing."""
         ds = self.lance()
         new = [f for f in incoming if f.name not in ds.schema.names]
-        if new:
-            ds.add_columns(new)
-            self._ds = None
-            log.info("%s: added user column(s) %s", self.name, [f.name for f in new])
+        if not new:
+            return None
+        ds.add_columns(new)
+        self._ds = None
+        log.info("%s: added user column(s) %s", self.name, [f.name for f in new])
+        return ds.version
 
     def refresh_indices(self, merge: bool = True) -> None:
         """Create the scalar indices on first data, then fold new rows into their last segment.
