@@ -298,5 +298,7 @@ def _apply_round(
             revision=pl.lit(0, pl.Int64),
             level=pl.lit("media"),
         )
-        flat = pl.concat([flat, added.select(flat.columns).cast(flat.schema)])
+        # Fields an added annotation does not set (e.g. Camtrap DP's life_stage) start null.
+        unset = [pl.lit(None, flat.schema[c]).alias(c) for c in flat.columns if c not in added.columns]
+        flat = pl.concat([flat, added.with_columns(unset).select(flat.columns).cast(flat.schema)])
     return flat
