@@ -46,6 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="judge only frames someone reviewed, or every frame (default: reviewed)")
     e.add_argument("--no-rule-reviews", action="store_true",
                    help="leave acceptances by a confidence rule (reviewed_by auto:...) out of the truth")
+    e.add_argument("--class-agnostic", action="store_true",
+                   help="score every label as one class (a detector that finds animals, not species)")
     e.add_argument("--label-map", help="JSON object prediction label -> truth class, or a path to a .json file")
     e.add_argument("--output", "-o", metavar="DIR", help="write report.json and CSV tables into DIR")
     e.add_argument("--plots", action="store_true", help="also write PNG plots into DIR (needs hyperds[eval])")
@@ -66,7 +68,8 @@ def _eval(args: argparse.Namespace) -> int:
     view = open_store(args).view(args.view, args.version)
     report = view.evaluate(args.predictions, truth=args.truth, iou=args.iou, threshold=args.threshold,
                            target_precision=args.target_precision, frames=args.frames,
-                           rule_reviews=not args.no_rule_reviews, label_map=label_map, record=not args.no_record)
+                           rule_reviews=not args.no_rule_reviews, label_map=label_map, class_agnostic=args.class_agnostic,
+                           record=not args.no_record)
     print(report)
     write_table(report.detection, args.format)
     if args.output:
