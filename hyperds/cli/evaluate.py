@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 from ..errors import EvaluationError
-from ._common import FORMATS, open_store, write_table
+from ._common import FORMATS, json_arg, open_store, write_table
 
 
 def unit_float(text: str) -> float:
@@ -81,16 +79,9 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _label_map(arg: str | None) -> dict[str, str] | None:
-    if not arg:
-        return None
-    try:
-        text = Path(arg).read_text() if arg.endswith(".json") else arg
-    except OSError as exc:
-        raise EvaluationError(f"cannot read --label-map file {arg}: {exc.strerror}") from exc
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise EvaluationError(f"--label-map is not valid JSON: {exc}") from exc
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+    value = json_arg(arg, "--label-map", EvaluationError)
+    if value is not None and (
+        not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    ):
         raise EvaluationError("--label-map must be a JSON object of prediction label -> truth class (strings)")
     return value
