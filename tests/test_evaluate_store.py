@@ -239,3 +239,25 @@ def test_cli_eval_help_and_flag_checks(store, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--store", store.uri, "eval", "v", "--predictions", "m@1", "--iou", "2"])
     assert exc.value.code == 2
+
+
+def test_query_and_frames_all_and_rule_reviews(reviewed):
+    store, md, plan = reviewed
+    base = md.evaluate(MODEL, threshold=THRESHOLD)
+    via_query = hyperds.evaluate(md.query("TRUE"), MODEL, threshold=THRESHOLD)
+    assert via_query.to_dict() == base.to_dict()
+    # Every frame judged: the unreviewed frames' confident boxes become false positives.
+    everything = md.evaluate(MODEL, threshold=THRESHOLD, frames="all")
+    dets = _dets()
+    extra_fp = sum(x["conf"] >= THRESHOLD for f in dets if f not in plan["frames"] for x in dets[f])
+    fp = lambda r: r.detection["fp"].sum()  # noqa: E731
+    assert everything.meta["frames_judged"] == len(dets)
+    assert fp(everything) == fp(base) + extra_fp
+
+
+def test_rule_acceptances_are_truth_unless_left_out(store, md):
+    accepted = md.auto_accept(0.9)
+    report = md.evaluate(MODEL)
+    assert report.meta["truth_boxes"] == accepted.annotations
+    with pytest.raises(EvaluationError, match="has no truth"):
+        md.evaluate(MODEL, rule_reviews=False)

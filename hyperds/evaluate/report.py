@@ -2,7 +2,8 @@
 
 `EvaluationReport.save(folder)` writes report.json and one CSV per table (and, with plots=True, the PNGs
 of `plots.py`). The JSON holds everything but the exact sweep (one row per distinct score), which it
-samples on a 0.01 grid; so reports of the same pinned data compare equal as text.
+samples on a 0.01 grid; so reports of the same pinned data compare equal as text, apart from
+`meta.run_id` (the audit record's id).
 """
 
 from __future__ import annotations
