@@ -261,3 +261,15 @@ def test_rule_acceptances_are_truth_unless_left_out(store, md):
     assert report.meta["truth_boxes"] == accepted.annotations
     with pytest.raises(EvaluationError, match="has no truth"):
         md.evaluate(MODEL, rule_reviews=False)
+
+
+def test_a_model_source_with_spaces_is_still_a_source(store):
+    ds = store.create_dataset("cct")
+    box = [0.1, 0.1, 0.2, 0.2]
+    ds.add_frames([{"frame_id": "a", "uri": "file:///a.jpg", "annotations": [
+        {"label": "deer", "bbox": box, "confidence": 0.9, "source_kind": "model", "source": "Caltech Camera Traps",
+         "review_status": "accepted"},
+        {"label": "fox", "bbox": [0.5, 0.5, 0.2, 0.2], "source_kind": "human", "source": "ana"}]}])
+    report = ds.evaluate("Caltech Camera Traps")
+    rows = {r["class"]: (r["tp"], r["fp"], r["fn"]) for r in report.detection.to_dicts()}
+    assert rows == {"deer": (1, 0, 0), "fox": (0, 0, 1)}
