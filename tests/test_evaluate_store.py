@@ -273,3 +273,16 @@ def test_a_model_source_with_spaces_is_still_a_source(store):
     report = ds.evaluate("Caltech Camera Traps")
     rows = {r["class"]: (r["tp"], r["fp"], r["fn"]) for r in report.detection.to_dicts()}
     assert rows == {"deer": (1, 0, 0), "fox": (0, 0, 1)}
+
+
+def test_plots_without_matplotlib_name_the_extra(reviewed, capsys, monkeypatch, tmp_path):
+    store, md, plan = reviewed
+    store.create_view("everything", "TRUE", datasets=["md"]).publish("1.0")
+    report = md.evaluate(MODEL)
+    monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)  # as if the extra were not installed
+    with pytest.raises(hyperds.HyperdsError, match=r"pip install 'hyperds\[eval\]'"):
+        report.save(tmp_path / "r", plots=True)
+    code, _, err = run_cli(store, capsys, "eval", "everything", "--predictions", MODEL, "--output",
+                           str(tmp_path / "cli"), "--plots")
+    assert code == 2 and "hyperds[eval]" in err
+    assert store.runs().num_rows == 0 and not (tmp_path / "cli").exists()

@@ -66,8 +66,8 @@ def _eval(args: argparse.Namespace) -> int:
     view = open_store(args).view(args.view, args.version)
     report = view.evaluate(args.predictions, truth=args.truth, iou=args.iou, threshold=args.threshold,
                            target_precision=args.target_precision, frames=args.frames,
-                           rule_reviews=not args.no_rule_reviews, label_map=label_map, class_agnostic=args.class_agnostic,
-                           record=not args.no_record)
+                           rule_reviews=not args.no_rule_reviews, label_map=label_map,
+                           class_agnostic=args.class_agnostic, record=not args.no_record)
     print(report)
     write_table(report.detection, args.format)
     if args.output:

@@ -58,7 +58,8 @@ def evaluate(
       reviewed; "all" every frame. rule_reviews=False leaves acceptances by a rule (`auto:...`) out of
       the truth (they are the model's own confidence). label_map maps prediction labels to truth
       classes. class_agnostic=True scores every label as one class, "object" (a detector such as
-      MegaDetector finds animals, while people label species). A published view's evaluation is recorded in the store's audit (`record=False`: not).
+      MegaDetector finds animals, while people label species). A published view's evaluation is
+      recorded in the store's audit (`record=False`: not).
     """
     for name, value in (("iou", iou), ("threshold", threshold), ("target_precision", target_precision)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:

@@ -83,7 +83,8 @@ class EvaluationReport:
             f"{m['predictions']} on {where}: {m['frames_judged']} of {m['frames']} frames judged, "
             f"{m['predictions_boxes']} predicted boxes, {m['truth_boxes']} truth boxes",
             f"mAP@0.5 {f(s['map50'])}  mAP@[.5:.95] {f(s['map'])}  "
-            f"blank/non-blank accuracy {f(s['blank_accuracy'])} (frames), {f(s['sequence_blank_accuracy'])} (sequences)",
+            f"blank/non-blank accuracy {f(s['blank_accuracy'])} (frames), "
+            f"{f(s['sequence_blank_accuracy'])} (sequences)",
             f"lowest confidence reaching precision {s['target_precision']}: {f(s['suggested_threshold'])}"
             f" (review share {f(s['review_share'])})",
         ]
