@@ -75,5 +75,6 @@ __all__ = [
     "ViewImmutableError",
     "ViewNotFoundError",
     "connect",
+    "evaluate",
     "view",
 ]

@@ -239,3 +239,50 @@ def test_cli_eval_help_and_flag_checks(store, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--store", store.uri, "eval", "v", "--predictions", "m@1", "--iou", "2"])
     assert exc.value.code == 2
+
+
+def test_query_and_frames_all_and_rule_reviews(reviewed):
+    store, md, plan = reviewed
+    base = md.evaluate(MODEL, threshold=THRESHOLD)
+    via_query = hyperds.evaluate(md.query("TRUE"), MODEL, threshold=THRESHOLD)
+    assert via_query.to_dict() == base.to_dict()
+    # Every frame judged: the unreviewed frames' confident boxes become false positives.
+    everything = md.evaluate(MODEL, threshold=THRESHOLD, frames="all")
+    dets = _dets()
+    extra_fp = sum(x["conf"] >= THRESHOLD for f in dets if f not in plan["frames"] for x in dets[f])
+    fp = lambda r: r.detection["fp"].sum()  # noqa: E731
+    assert everything.meta["frames_judged"] == len(dets)
+    assert fp(everything) == fp(base) + extra_fp
+
+
+def test_rule_acceptances_are_truth_unless_left_out(store, md):
+    accepted = md.auto_accept(0.9)
+    report = md.evaluate(MODEL)
+    assert report.meta["truth_boxes"] == accepted.annotations
+    with pytest.raises(EvaluationError, match="has no truth"):
+        md.evaluate(MODEL, rule_reviews=False)
+
+
+def test_a_model_source_with_spaces_is_still_a_source(store):
+    ds = store.create_dataset("cct")
+    box = [0.1, 0.1, 0.2, 0.2]
+    ds.add_frames([{"frame_id": "a", "uri": "file:///a.jpg", "annotations": [
+        {"label": "deer", "bbox": box, "confidence": 0.9, "source_kind": "model", "source": "Caltech Camera Traps",
+         "review_status": "accepted"},
+        {"label": "fox", "bbox": [0.5, 0.5, 0.2, 0.2], "source_kind": "human", "source": "ana"}]}])
+    report = ds.evaluate("Caltech Camera Traps")
+    rows = {r["class"]: (r["tp"], r["fp"], r["fn"]) for r in report.detection.to_dicts()}
+    assert rows == {"deer": (1, 0, 0), "fox": (0, 0, 1)}
+
+
+def test_plots_without_matplotlib_name_the_extra(reviewed, capsys, monkeypatch, tmp_path):
+    store, md, plan = reviewed
+    store.create_view("everything", "TRUE", datasets=["md"]).publish("1.0")
+    report = md.evaluate(MODEL)
+    monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)  # as if the extra were not installed
+    with pytest.raises(hyperds.HyperdsError, match=r"pip install 'hyperds\[eval\]'"):
+        report.save(tmp_path / "r", plots=True)
+    code, _, err = run_cli(store, capsys, "eval", "everything", "--predictions", MODEL, "--output",
+                           str(tmp_path / "cli"), "--plots")
+    assert code == 2 and "hyperds[eval]" in err
+    assert store.runs().num_rows == 0 and not (tmp_path / "cli").exists()

@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TextIO
 
 import polars as pl
@@ -42,6 +43,20 @@ def add_output_args(parser: argparse.ArgumentParser) -> None:
     """--format and --output/-o; main() refuses --format parquet without --output before any work."""
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     parser.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout (required for parquet)")
+
+
+def json_arg(value: str | None, flag: str, error: type[HyperdsError] = HyperdsError) -> object:
+    """A flag given as inline JSON or as the path of a .json file (None when not given)."""
+    if not value:
+        return None
+    try:
+        text = Path(value).read_text() if value.endswith(".json") else value
+    except OSError as exc:
+        raise error(f"cannot read {flag} file {value}: {exc.strerror}") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{flag} is not valid JSON: {exc}") from exc
 
 
 @contextlib.contextmanager

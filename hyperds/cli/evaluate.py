@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 from ..errors import EvaluationError
-from ._common import FORMATS, open_store, write_table
+from ._common import FORMATS, json_arg, open_store, write_table
 
 
 def unit_float(text: str) -> float:
@@ -46,6 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="judge only frames someone reviewed, or every frame (default: reviewed)")
     e.add_argument("--no-rule-reviews", action="store_true",
                    help="leave acceptances by a confidence rule (reviewed_by auto:...) out of the truth")
+    e.add_argument("--class-agnostic", action="store_true",
+                   help="score every label as one class (a detector that finds animals, not species)")
     e.add_argument("--label-map", help="JSON object prediction label -> truth class, or a path to a .json file")
     e.add_argument("--output", "-o", metavar="DIR", help="write report.json and CSV tables into DIR")
     e.add_argument("--plots", action="store_true", help="also write PNG plots into DIR (needs hyperds[eval])")
@@ -66,7 +66,8 @@ def _eval(args: argparse.Namespace) -> int:
     view = open_store(args).view(args.view, args.version)
     report = view.evaluate(args.predictions, truth=args.truth, iou=args.iou, threshold=args.threshold,
                            target_precision=args.target_precision, frames=args.frames,
-                           rule_reviews=not args.no_rule_reviews, label_map=label_map, record=not args.no_record)
+                           rule_reviews=not args.no_rule_reviews, label_map=label_map,
+                           class_agnostic=args.class_agnostic, record=not args.no_record)
     print(report)
     write_table(report.detection, args.format)
     if args.output:
@@ -78,16 +79,9 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _label_map(arg: str | None) -> dict[str, str] | None:
-    if not arg:
-        return None
-    try:
-        text = Path(arg).read_text() if arg.endswith(".json") else arg
-    except OSError as exc:
-        raise EvaluationError(f"cannot read --label-map file {arg}: {exc.strerror}") from exc
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise EvaluationError(f"--label-map is not valid JSON: {exc}") from exc
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+    value = json_arg(arg, "--label-map", EvaluationError)
+    if value is not None and (
+        not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    ):
         raise EvaluationError("--label-map must be a JSON object of prediction label -> truth class (strings)")
     return value

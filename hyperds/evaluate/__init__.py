@@ -9,6 +9,7 @@ while `hyperds.evaluate.matching` stays importable.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import types
 import uuid
@@ -23,11 +24,12 @@ from .detection import detect
 from .matching import RECALL_THRESHOLDS, Boxes
 from .presence import presence, sequence_units, species_pairs
 from .report import EvaluationReport
-from .select import Sides, apply_label_maps, split_sides
+from .select import BLANK_LABELS, Sides, apply_label_maps, split_sides
 from .source import Source, bbox_array, read_source
 from .sweep import GRID, sweep
 
 __all__ = ["EvaluationReport", "evaluate"]
+AGNOSTIC = "object"  # the one class of a class-agnostic evaluation
 
 
 def evaluate(
@@ -40,6 +42,7 @@ def evaluate(
     frames: str = "reviewed",
     rule_reviews: bool = True,
     label_map: dict[str, str] | None = None,
+    class_agnostic: bool = False,
     max_dets: int | None = 100,
     record: bool = True,
     run_id: str | None = None,
@@ -54,7 +57,9 @@ def evaluate(
       count in precision/recall, presence and confusion. frames: "reviewed" judges only frames someone
       reviewed; "all" every frame. rule_reviews=False leaves acceptances by a rule (`auto:...`) out of
       the truth (they are the model's own confidence). label_map maps prediction labels to truth
-      classes. A published view's evaluation is recorded in the store's audit (`record=False`: not).
+      classes. class_agnostic=True scores every label as one class, "object" (a detector such as
+      MegaDetector finds animals, while people label species). A published view's evaluation is
+      recorded in the store's audit (`record=False`: not).
     """
     for name, value in (("iou", iou), ("threshold", threshold), ("target_precision", target_precision)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
@@ -66,18 +71,21 @@ def evaluate(
              else f"dataset {src.name!r} at version {src.pins[src.name]}")
     sides = split_sides(src, predictions, truth, frames, rule_reviews)
     sides = apply_label_maps(sides, src.label_map, label_map, where)
-    report = _score(src, sides, iou, threshold, target_precision, max_dets)
+    if class_agnostic:
+        sides = dataclasses.replace(sides, predictions=_one_class(sides.predictions), truth=_one_class(sides.truth))
+    report = _score(src, sides, iou, threshold, target_precision, max_dets, class_agnostic)
     view = src.view
     if record and view is not None and view.published:
         run_id = run_id or f"eval-{uuid.uuid4().hex[:12]}"
         view.record_run(run_id, info={"kind": "evaluation", "model": predictions, "truth": sides.truth_spec,
-                                      "iou": iou, "threshold": threshold, "metrics": report.metrics()})
+                                      "iou": iou, "threshold": threshold, "class_agnostic": class_agnostic,
+                                      "metrics": report.metrics()})
         report.meta["run_id"] = run_id
     return report
 
 
 def _score(src: Source, sides: Sides, iou: float, threshold: float, target: float,
-           max_dets: int | None) -> EvaluationReport:
+           max_dets: int | None, class_agnostic: bool) -> EvaluationReport:
     n_frames = src.frames.height
     judged = sides.judged
     image_of = np.cumsum(judged) - 1  # source frame -> judged image index
@@ -115,7 +123,8 @@ def _score(src: Source, sides: Sides, iou: float, threshold: float, target: floa
                                                                "precision": pl.Float64})
     meta = {
         "source": src.name, "version": src.version, "pins": src.pins, "predictions": sides.prediction_spec,
-        "truth": sides.truth_spec, "iou": iou, "threshold": threshold, "max_dets": max_dets,
+        "truth": sides.truth_spec, "class_agnostic": class_agnostic, "iou": iou, "threshold": threshold,
+        "max_dets": max_dets,
         "frames": n_frames, "frames_judged": int(judged.sum()), "sequences_judged": n_seq,
         "predictions_boxes": len(pb), "truth_boxes": len(tb),
         "predictions_total": preds_j.height, "truth_total": truth_j.height,
@@ -129,6 +138,12 @@ def _score(src: Source, sides: Sides, iou: float, threshold: float, target: floa
     }
     return EvaluationReport(meta, det.table, summary, pres.table, seqs.table,
                             confusion(pb, tb, labels, iou, threshold), exact.table, grid.table, pr_curves)
+
+
+def _one_class(df: pl.DataFrame) -> pl.DataFrame:
+    blank = pl.col("label").str.to_lowercase().is_in(list(BLANK_LABELS))
+    return df.with_columns(label=pl.when(pl.col("label").is_null() | blank).then(pl.col("label"))
+                           .otherwise(pl.lit(AGNOSTIC)))
 
 
 def _ratio(a: int, b: int) -> float | None:

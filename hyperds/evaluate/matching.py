@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from tqdm import tqdm
 
 # COCO's thresholds, built exactly as pycocotools builds them (the values must match bit for bit).
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
@@ -89,7 +90,8 @@ def match(pred: Boxes, truth: Boxes, thresholds: np.ndarray = IOU_THRESHOLDS, ma
     pd, pg, iou = pd[by_rank], pg[by_rank], iou[by_rank]
     bounds = np.searchsorted(rank[pd], np.arange(int(rank.max(initial=-1)) + 2))
     out = np.full((len(thresholds), len(kept)), -1, dtype=np.int64)
-    for ti, t in enumerate(thresholds):
+    bar = tqdm(thresholds, desc="matching boxes", unit="IoU", leave=False, disable=len(pd) < 500_000)
+    for ti, t in enumerate(bar):
         t_eff = min(float(t), 1 - 1e-10)
         taken = np.zeros(len(gkey), bool)
         for r in range(len(bounds) - 1):

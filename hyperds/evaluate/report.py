@@ -2,7 +2,8 @@
 
 `EvaluationReport.save(folder)` writes report.json and one CSV per table (and, with plots=True, the PNGs
 of `plots.py`). The JSON holds everything but the exact sweep (one row per distinct score), which it
-samples on a 0.01 grid; so reports of the same pinned data compare equal as text.
+samples on a 0.01 grid; so reports of the same pinned data compare equal as text, apart from
+`meta.run_id` (the audit record's id).
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ class EvaluationReport:
             f"{m['predictions']} on {where}: {m['frames_judged']} of {m['frames']} frames judged, "
             f"{m['predictions_boxes']} predicted boxes, {m['truth_boxes']} truth boxes",
             f"mAP@0.5 {f(s['map50'])}  mAP@[.5:.95] {f(s['map'])}  "
-            f"blank/non-blank accuracy {f(s['blank_accuracy'])} (frames), {f(s['sequence_blank_accuracy'])} (sequences)",
+            f"blank/non-blank accuracy {f(s['blank_accuracy'])} (frames), "
+            f"{f(s['sequence_blank_accuracy'])} (sequences)",
             f"lowest confidence reaching precision {s['target_precision']}: {f(s['suggested_threshold'])}"
             f" (review share {f(s['review_share'])})",
         ]

@@ -55,7 +55,7 @@ def condition_mask(annotations: pl.DataFrame, condition: str, what: str) -> pl.S
 
 
 def is_condition(spec: str) -> bool:
-    """A model source has no spaces, comparisons or brackets; a condition always has one."""
+    """A condition always has a space, comparison or bracket; model sources rarely do (an exact one wins)."""
     return bool(_CONDITION.search(spec))
 
 
@@ -69,10 +69,11 @@ def split_sides(src: Source, predictions: str, truth: str | None, frames: str = 
         raise EvaluationError(f"frames must be 'reviewed' or 'all', not {frames!r}")
     ann = src.annotations
     col = pl.col
-    if is_condition(predictions):
+    by_model = ann.select((col("source_kind") == "model") & (col("source") == predictions)).to_series()
+    if is_condition(predictions) and not by_model.any():  # a source with spaces is still a source
         pmask = condition_mask(ann, predictions, "predictions")
     else:
-        pmask = ann.select((col("source_kind") == "model") & (col("source") == predictions)).to_series()
+        pmask = by_model
     rule = col("reviewed_by").str.starts_with("auto:").fill_null(False)
     counted_review = (col("review_status") != "unreviewed") & (pl.lit(rule_reviews) | ~rule)
     if truth is None:

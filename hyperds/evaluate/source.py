@@ -44,6 +44,7 @@ def read_source(on: Any) -> Source:
     from ..versioning.views import View
 
     cols = ["frame_id", "seq_id", "annotations"]
+    store = on.table.store if isinstance(on, Query) else getattr(on, "store", None)
     if isinstance(on, View):
         rows = on.to_arrow(columns=["dataset", *cols])
         pins = dict(on.pins) if on.published else {d: on.store.dataset(d).version for d in on.datasets}
@@ -63,9 +64,9 @@ def read_source(on: Any) -> Source:
         raise EvaluationError(f"evaluate a View, Dataset or Query, not {type(on).__name__}")
     frames = pl.from_arrow(rows.select(["dataset", "frame_id", "seq_id"]))
     current = _flatten(rows)
-    restored = _restored(on.store, pins, frames, current)
+    restored = _restored(store, pins, frames, current)
     annotations = pl.concat([current, restored], how="vertical_relaxed") if restored.height else current
-    return Source(on.store, view, name, version, pins, frames, annotations, label_map)
+    return Source(store, view, name, version, pins, frames, annotations, label_map)
 
 
 def _flatten(rows: pa.Table) -> pl.DataFrame:
