@@ -66,6 +66,10 @@ def le(name: str, value: Any) -> str:
     return render(compare(name, "<=", value))
 
 
+def ge(name: str, value: Any) -> str:
+    return render(compare(name, ">=", value))
+
+
 def gt(name: str, value: Any) -> str:
     return render(compare(name, ">", value))
 

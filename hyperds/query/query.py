@@ -120,8 +120,8 @@ class Query:
                 batch = batch.filter(mask(residual, batch))
             if ids is not None:
                 batch = batch.filter(_member(pa.chunked_array([batch.column("frame_id")]), ids))
-            if batch.num_rows:
-                yield batch.select(out)
+            for start in range(0, batch.num_rows, batch_size):  # Lance may hand out larger batches
+                yield batch.slice(start, batch_size).select(out)
 
     def frame_ids(self) -> pa.Array:
         """frame_id of every matching frame, in result order."""

@@ -5,28 +5,62 @@ Filters are Lance (DataFusion SQL) text rendered by hyperds.query.lance_sql; not
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import math
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..query.lance_sql import all_of, ge, le
 
 from .errors import lance_errors
 from .handle import Handle
+
+
+# Lance's own scan counters (rows_scanned, fragments_scanned, …) of the scans run inside `counting()`.
+_SINK: contextvars.ContextVar[list[dict[str, int]] | None] = contextvars.ContextVar("hyperds_scan_stats", default=None)
+
+
+@contextlib.contextmanager
+def counting() -> Iterator[list[dict[str, int]]]:
+    """Collect Lance's scan statistics (one dict of counters per scan; `rows_taken` per take by id)
+    of the kernel reads made inside the block, in this thread: what a query really read."""
+    sink: list[dict[str, int]] = []
+    token = _SINK.set(sink)
+    try:
+        yield sink
+    finally:
+        _SINK.reset(token)
+
+
+def rows_read(stats: list[dict[str, int]]) -> int:
+    """Rows scanned plus rows taken by id, over the statistics `counting()` collected."""
+    return sum(s.get("rows_scanned", 0) + s.get("rows_taken", 0) for s in stats)
+
+
+def _scanner(handle: Handle, **kwargs: Any) -> Any:
+    sink = _SINK.get()
+    if sink is not None:
+        kwargs["scan_stats_callback"] = lambda stats: sink.append(dict(stats.all_counts))
+    return handle.scanner(**{k: v for k, v in kwargs.items() if v is not None})
 
 
 def read(handle: Handle, columns: list[str] | None = None, filter: str | None = None,
          limit: int | None = None, with_row_id: bool = False) -> pa.Table:
     """Rows passing `filter` (all columns, or `columns`); `limit` stops the scan after that many rows."""
     with lance_errors(handle.uri, "reading rows"):
-        return handle.to_table(columns=columns, filter=filter, limit=limit, with_row_id=with_row_id or None)
+        return _scanner(handle, columns=columns, filter=filter, limit=limit, with_row_id=with_row_id or None).to_table()
 
 
 def batches(handle: Handle, columns: list[str] | None = None, filter: str | None = None,
             batch_size: int = 65_536) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """(projected schema, record batches) of the rows passing `filter`, streamed in storage order."""
     with lance_errors(handle.uri, "opening a scan"):
-        scanner = handle.scanner(columns=columns, filter=filter, batch_size=batch_size)
+        scanner = _scanner(handle, columns=columns, filter=filter, batch_size=batch_size)
         schema = scanner.projected_schema
 
     def stream() -> Iterator[pa.RecordBatch]:
@@ -49,20 +83,34 @@ def _ordering(key: str, descending: bool) -> Any:
 
 
 def top_row_ids(handle: Handle, key: str, n: int, filter: str | None = None, descending: bool = False) -> pa.Array:
-    """Row ids of the `n` rows passing `filter` with the smallest (largest) `key`, in that order.
+    """Row ids of the `n` rows passing `filter` with the smallest (largest) `key`, in that order; `key` is
+    unique, non-null and BTREE-indexed (frame_id).
 
-    Lance runs it as a TopK over the `key` column alone: only that column is read for every row,
-    and the caller then takes whole rows for these `n` ids (take_row_ids).
+    Keyset probe, so the rows read do not grow with the table: read the key of the first m matching rows
+    (m ~ sqrt(n x rows), any order); if fewer match, they are all there is. Otherwise their n-th smallest
+    key X bounds the answer (n matching rows have a key <= X), and a Lance top-k over `filter AND key <= X`
+    reads, through the key's index, only the rows up to X: about n x rows / m for a table not ordered by key.
     """
+    total = count(handle)
+    probe = max(8 * n, math.isqrt(n * total), 1024)
     with lance_errors(handle.uri, "reading the first rows"):
-        found = handle.to_table(columns=[key], filter=filter, limit=n, with_row_id=True,
-                                order_by=[_ordering(key, descending)])
+        sample = read(handle, [key], filter, limit=probe, with_row_id=True)
+        order = pc.sort_indices(sample, sort_keys=[(key, "descending" if descending else "ascending")])
+        if sample.num_rows < probe or n >= sample.num_rows:
+            return sample.column("_rowid").take(order[:n]).combine_chunks()
+        bound = sample.column(key)[order[n - 1].as_py()].as_py()
+        narrowed = all_of(filter, (ge if descending else le)(key, bound))
+        found = _scanner(handle, columns=[key], filter=narrowed, limit=n, with_row_id=True,
+                         order_by=[_ordering(key, descending)]).to_table()
     return found.column("_rowid").combine_chunks()
 
 
 def take_row_ids(handle: Handle, row_ids: pa.Array | list[int], columns: list[str] | None = None) -> pa.Table:
     """Rows by stable row id, in the order given (pylance's private `_take_rows`; pinned by a kernel test)."""
     ids = row_ids.to_pylist() if isinstance(row_ids, pa.Array) else list(row_ids)
+    sink = _SINK.get()
+    if sink is not None:
+        sink.append({"rows_taken": len(ids)})
     with lance_errors(handle.uri, "taking rows by id"):
         if not ids:
             schema = pa.schema([handle.schema.field(c) for c in columns]) if columns else handle.schema
@@ -95,13 +143,10 @@ def explain(handle: Handle, columns: list[str] | None = None, filter: str | None
 def analyze(handle: Handle, columns: list[str] | None = None, filter: str | None = None, limit: int | None = None,
             order_by: str | None = None, with_row_id: bool = False) -> str:
     """Lance's plan of a scan, run, with its counters (rows_scanned, output_rows, bytes_read per operator)."""
-    kwargs: dict[str, Any] = {"columns": columns, "filter": filter, "limit": limit}
-    if order_by is not None:
-        kwargs["order_by"] = [_ordering(order_by, False)]
-    if with_row_id:
-        kwargs["with_row_id"] = True
+    order = [_ordering(order_by, False)] if order_by is not None else None
     with lance_errors(handle.uri, "analyzing a scan"):
-        return handle.scanner(**kwargs).analyze_plan()
+        return _scanner(handle, columns=columns, filter=filter, limit=limit, order_by=order,
+                        with_row_id=with_row_id or None).analyze_plan()
 
 
 def arrow_dataset(handle: Handle) -> Any:
