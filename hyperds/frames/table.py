@@ -62,6 +62,10 @@ class FrameTable:
         self._ds: Handle | None = None
         self._handle = handle if version is not None else None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Opened handles hold the storage options (secrets too): a pickled table re-opens from its store.
+        return {**self.__dict__, "_ds": None, "_handle": None}
+
     # -- opening ---------------------------------------------------------------------------
     @property
     def uri(self) -> str:
