@@ -163,7 +163,7 @@ def test_catalog_reads_during_an_s3_outage_raise_instead_of_reading_empty(s3_buc
     assert st.views().column("status").to_pylist() == ["published", "draft"]
     dark = dict(s3_storage_options, aws_endpoint=f"http://127.0.0.1:{_free_port()}")  # nothing listens there
     down = hyperds.connect(uri, storage_options=dict(dark, client_max_retries="0"))  # fail fast: no retries
-    for read in (down.views, lambda: down.view("v")):
+    for read in (down.views, down.runs, lambda: down.view("v")):
         with pytest.raises(StoreError, match="unreachable"):
             read()
     # the CLI: one line on stderr and exit 2, not an empty listing with exit 0
