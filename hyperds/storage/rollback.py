@@ -4,6 +4,8 @@ Adding rows with new user columns takes two Lance commits (add the columns, then
 Lance's merge-insert cannot widen the schema. When the insert fails, the first commit is taken
 back by removing its manifest: the table is then at the version, with the schema, it had before.
 Only a version still latest is removed; one another writer has built on is left, and logged.
+Lance has no API to take a version back, so this relies on its manifest naming (both schemes);
+tests/test_failed_writes.py fails if a pylance upgrade changes it.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import logging
 from typing import TYPE_CHECKING
 
 from ..fsio import open_filesystem, split_protocol
+from .handle import version as handle_version
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from .connection import Connection
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +29,10 @@ def manifest_paths(table_path: str, version: int) -> list[str]:
     return [f"{table_path}/_versions/{_U64_MAX - version:020d}.manifest", f"{table_path}/_versions/{version}.manifest"]
 
 
-def undo_latest_version(store: Store, name: str, version: int) -> bool:
+def undo_latest_version(store: Connection, name: str, version: int) -> bool:
     """Remove `version` of table `name` if it is still the latest; True when it was removed."""
     try:
-        latest = store.open_lance(name).version
+        latest = handle_version(store.open_lance(name))
         if latest != version:
             log.warning("%s: cannot undo version %d, another writer committed version %d on top", name, version, latest)
             return False
