@@ -75,7 +75,7 @@ def _rollback_case(st, monkeypatch):
     before = _state(ds)
     with monkeypatch.context() as m:
         _fail_inserts(m)
-        with pytest.raises(OSError, match="injected"):
+        with pytest.raises(hyperds.errors.StoreError, match="injected"):  # the kernel maps the I/O error
             ds.add_frames(_frames(["b"], temperature=21.5))
     again = st.dataset("d")
     assert _state(again) == before and "temperature" not in again.schema.names
