@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .frames.table import FrameTable
+from .source import DEFAULT_BATCH_SIZE, check_no_split
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     import polars as pl
     import pyarrow as pa
@@ -27,11 +28,40 @@ if TYPE_CHECKING:
 
 
 class Dataset(FrameTable):
-    """A dataset of frames: add, read, query, correct and audit."""
+    """A dataset of frames: add, read, query, correct and audit. A FrameSource (hyperds.source) over one dataset."""
 
     def __repr__(self) -> str:
         at = f" @v{self._pinned}" if self._pinned is not None else ""
         return f"Dataset({self.name!r}{at}, store={self.store.uri!r})"
+
+    # -- FrameSource (hyperds.source): one dataset, no label map, no splits ----------------------
+    @property
+    def pins(self) -> dict[str, int]:
+        return {self.name: self.version}
+
+    def to_arrow(
+        self, columns: Sequence[str] | None = None, filter: str | None = None, *, split: str | None = None
+    ) -> pa.Table:
+        """Frames (only `columns`, those passing the Lance `filter` when given); a dataset has no `split`."""
+        check_no_split(f"dataset {self.name!r}", split)
+        return super().to_arrow(None if columns is None else list(columns), filter)
+
+    def to_batches(
+        self, columns: Sequence[str] | None = None, *, batch_size: int = DEFAULT_BATCH_SIZE, split: str | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        """Frames in record batches of at most `batch_size` rows, streamed from one snapshot."""
+        check_no_split(f"dataset {self.name!r}", split)
+        yield from self.lance().to_batches(columns=None if columns is None else list(columns), batch_size=batch_size)
+
+    def roots(self) -> dict[str, str | None]:
+        return {self.name: self.root}
+
+    label_map: None = None
+    classes: None = None
+
+    @property
+    def splits(self) -> list[str]:
+        return []
 
     # -- queries ---------------------------------------------------------------------------
     def query(self, sql: str) -> Query:

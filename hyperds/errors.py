@@ -33,6 +33,10 @@ class DatasetNotFoundError(HyperdsError, KeyError):
         return str(self.args[0])
 
 
+class VersionNotFoundError(HyperdsError):
+    """A dataset version that does not exist (never written, or removed by cleanup); lists those available."""
+
+
 class DatasetExistsError(HyperdsError):
     """create_dataset() with a name already taken."""
 
@@ -147,6 +151,10 @@ class ConflictError(HyperdsError):
         super().__init__(message)
 
 
+class OutputError(HyperdsError):
+    """A result (CLI output file) that cannot be written where asked."""
+
+
 class ImageLoadError(HyperdsError):
     """An image that cannot be fetched or decoded; names the frame and its URI."""
 
@@ -170,6 +178,14 @@ class EmbeddingError(HyperdsError):
 
 class SelectionError(HyperdsError):
     """A review-queue or active-learning selection request that cannot be met (bad strategy, k, threshold)."""
+
+
+class MissingExtraError(HyperdsError, ImportError):
+    """A feature whose optional dependencies are not installed; names the extra to install (hyperds[torch], ...)."""
+
+    def __init__(self, feature: str, extra: str, missing: str):
+        self.extra = extra
+        super().__init__(f"{feature} needs {missing}, which is not installed; install the extra: pip install 'hyperds[{extra}]'")
 
 
 class LoaderError(HyperdsError):

@@ -14,7 +14,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import FrameNotFoundError, HyperdsError, SchemaError
+from ..errors import FrameNotFoundError, SchemaError, VersionNotFoundError
 from .normalize import FrameInput, normalize_frames
 from .rows import locate_rows, sql_literal
 from .schema import CORE_NAMES, INDICES
@@ -73,7 +73,7 @@ class FrameTable:
         """A read-only view of this dataset as it was at Lance `version`."""
         available = [v["version"] for v in self.lance().versions()]
         if version not in available:
-            raise HyperdsError(
+            raise VersionNotFoundError(
                 f"dataset {self.name!r} has no version {version}; available versions: {available[0]}..{available[-1]}"
                 if available
                 else f"dataset {self.name!r} has no versions"

@@ -8,6 +8,7 @@ the side table when one matches the version and pays), then order and limit.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -16,6 +17,7 @@ import pyarrow.compute as pc
 
 from ..errors import QueryError
 from ..frames.table import sql_literal
+from ..source import DEFAULT_BATCH_SIZE, check_no_split
 from . import ast as a
 from .parse import Statement, parse
 from .plan import Plan, SideTerm, plan
@@ -27,13 +29,16 @@ if TYPE_CHECKING:
     import lance
 
     from ..frames.table import FrameTable
+    from ..store import Store
 
 # Up to this many frame ids from the side table are pushed to Lance as `frame_id IN (…)` (BTREE).
 _IN_LIST_LIMIT = 500
 
 
 class Query:
-    """Frames of `table` selected by `text` (a boolean expression or SELECT … FROM <dataset> …)."""
+    """Frames of `table` selected by `text` (a boolean expression or SELECT … FROM <dataset> …).
+
+    A FrameSource (hyperds.source) over its one dataset."""
 
     # When the pushdown alone keeps at most this many frames, scanning their nested annotation
     # lists is cheaper than asking the side table (tunable; 0 = always use a side table built).
@@ -73,10 +78,11 @@ class Query:
         return list(self.table.schema.names)
 
     # -- running -------------------------------------------------------------------------------
-    def to_arrow(self, columns: list[str] | str | None = None) -> pa.Table:
+    def to_arrow(self, columns: Sequence[str] | str | None = None, *, split: str | None = None) -> pa.Table:
         """Matching frames, ordered by ORDER BY (then frame_id), or by frame_id; LIMIT/OFFSET applied.
 
-        `columns` (a list, or one name) overrides output_columns."""
+        `columns` (a list, or one name) overrides output_columns; a query has no `split`."""
+        check_no_split(f"query {self.sql!r}", split)
         lds = self._lance()  # one snapshot for the whole read
         out = [columns] if isinstance(columns, str) else list(columns) if columns is not None else self.output_columns
         self._check_columns(out, lds.schema.names)
@@ -133,6 +139,31 @@ class Query:
         lance_plan = lds.scanner(filter=p.pushdown, columns=needed).explain_plan(verbose=False)
         lines += ["lance plan:", *("  " + line for line in lance_plan.strip().splitlines())]
         return "\n".join(lines)
+
+    # -- FrameSource (hyperds.source): one dataset, no label map, no splits ---------------------
+    @property
+    def store(self) -> Store:
+        return self.table.store
+
+    @property
+    def pins(self) -> dict[str, int]:
+        return {self.table.name: self.table.version}
+
+    def to_batches(
+        self, columns: Sequence[str] | None = None, *, batch_size: int = DEFAULT_BATCH_SIZE, split: str | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        """to_arrow() in record batches of at most `batch_size` rows."""
+        yield from self.to_arrow(columns, split=split).to_batches(max_chunksize=batch_size)
+
+    def roots(self) -> dict[str, str | None]:
+        return {self.table.name: self.table.root}
+
+    label_map: None = None
+    classes: None = None
+
+    @property
+    def splits(self) -> list[str]:
+        return []
 
     # -- internals -----------------------------------------------------------------------------
     def _check_columns(self, names: list[str], have: list[str]) -> None:
