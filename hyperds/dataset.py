@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 from .frames.table import FrameTable
 from .source import DEFAULT_BATCH_SIZE, check_no_split
 
+__all__ = ["Dataset"]
+
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 

@@ -7,6 +7,34 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+__all__ = [
+    "ConflictError",
+    "CorrectionError",
+    "DatasetExistsError",
+    "DatasetNotFoundError",
+    "DuplicateFrameError",
+    "EmbeddingError",
+    "FrameNotFoundError",
+    "HyperdsError",
+    "ImageLoadError",
+    "IngestError",
+    "IntegrityError",
+    "LoaderError",
+    "MissingExtraError",
+    "OutputError",
+    "PredictionError",
+    "QueryError",
+    "SchemaError",
+    "SelectionError",
+    "SourceFormatError",
+    "StoreError",
+    "VersionNotFoundError",
+    "ViewError",
+    "ViewExistsError",
+    "ViewImmutableError",
+    "ViewNotFoundError",
+]
+
 
 class HyperdsError(Exception):
     """Root of every error hyperds raises on purpose."""

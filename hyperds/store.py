@@ -20,6 +20,8 @@ from .errors import DatasetExistsError, DatasetNotFoundError, SchemaError, Store
 from .frames.schema import CORE_NAMES, FRAMES_SCHEMA, frames_schema
 from .fsio import without_secrets
 
+__all__ = ["Store", "connect", "default_store_uri"]
+
 if TYPE_CHECKING:
     import lancedb
     import polars as pl
