@@ -63,10 +63,14 @@ def __getattr__(name: str) -> object:
         from .query.query import Query
 
         return Query
-    if name in ("FrameDataset", "IterableFrameDataset"):
-        from .loaders import torch as loaders_torch  # MissingExtraError names the extra when torch is absent
+    if name == "FrameDataset":
+        from .loaders.torch import FrameDataset  # MissingExtraError names the extra when torch is absent
 
-        return getattr(loaders_torch, name)
+        return FrameDataset
+    if name == "IterableFrameDataset":
+        from .loaders.torch import IterableFrameDataset
+
+        return IterableFrameDataset
     raise AttributeError(f"module 'hyperds' has no attribute {name!r}")
 
 
