@@ -17,7 +17,7 @@ from typing import Any
 import polars as pl
 
 import hyperds
-from hyperds.frames.importers.megadetector import import_megadetector
+from hyperds.frames.importers import import_megadetector
 
 HERE = Path(__file__).resolve().parent
 MD_JSON = HERE / "data" / "megadetector" / "expected_output_DRAFT.json"

@@ -9,9 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .frames.table import FrameTable
+from .source import DEFAULT_BATCH_SIZE, check_no_split
+
+__all__ = ["Dataset"]
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     import polars as pl
     import pyarrow as pa
@@ -32,7 +35,10 @@ if TYPE_CHECKING:
 
 
 class Dataset:
-    """A dataset of frames: add, read, query, correct and audit (composed over its FrameTable, `table`)."""
+    """A dataset of frames: add, read, query, correct and audit (composed over its FrameTable, `table`).
+
+    A FrameSource (hyperds.source) over one dataset.
+    """
 
     def __init__(self, store: Connection, name: str, version: int | None = None):
         self.table = FrameTable(store, name, version=version)
@@ -103,8 +109,6 @@ class Dataset:
     def count(self, filter: str | None = None) -> int:
         return self.table.count(filter)
 
-    def to_arrow(self, columns: list[str] | None = None, filter: str | None = None) -> pa.Table:
-        return self.table.to_arrow(columns=columns, filter=filter)
 
     def to_polars(self, columns: list[str] | None = None, filter: str | None = None) -> pl.DataFrame:
         return self.table.to_polars(columns=columns, filter=filter)
@@ -125,6 +129,35 @@ class Dataset:
 
     def refresh_indices(self, merge: bool = True) -> None:
         self.table.refresh_indices(merge)
+
+    # -- FrameSource (hyperds.source): one dataset, no label map, no splits ----------------------
+    @property
+    def pins(self) -> dict[str, int]:
+        return {self.name: self.version}
+
+    def to_arrow(
+        self, columns: Sequence[str] | None = None, filter: str | None = None, *, split: str | None = None
+    ) -> pa.Table:
+        """Frames (only `columns`, those passing the Lance `filter` when given); a dataset has no `split`."""
+        check_no_split(f"dataset {self.name!r}", split)
+        return self.table.to_arrow(columns=None if columns is None else list(columns), filter=filter)
+
+    def to_batches(
+        self, columns: Sequence[str] | None = None, *, batch_size: int = DEFAULT_BATCH_SIZE, split: str | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        """Frames in record batches of at most `batch_size` rows, streamed from one snapshot."""
+        check_no_split(f"dataset {self.name!r}", split)
+        yield from self.table.to_batches(None if columns is None else list(columns), batch_size=batch_size)
+
+    def roots(self) -> dict[str, str | None]:
+        return {self.name: self.root}
+
+    label_map: None = None
+    classes: None = None
+
+    @property
+    def splits(self) -> list[str]:
+        return []
 
     # -- queries ---------------------------------------------------------------------------
     def query(self, sql: str) -> Query:

@@ -19,6 +19,8 @@ from .errors import DatasetExistsError, DatasetNotFoundError, SchemaError, Store
 from .frames.schema import CORE_NAMES, FRAMES_SCHEMA, frames_schema
 from .storage import Connection, Exists
 
+__all__ = ["Store", "connect", "default_store_uri"]
+
 if TYPE_CHECKING:
     import polars as pl
 

@@ -15,7 +15,7 @@ import polars as pl
 import pyarrow as pa
 
 from ..dataset import Dataset
-from ..errors import DatasetExistsError, HyperdsError
+from ..errors import DatasetExistsError, HyperdsError, OutputError
 from ..store import Store, connect
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def write_table(table: pa.Table | pl.DataFrame, fmt: str = "table", out: str | N
             with open(out, "w", encoding="utf-8", newline="") as fh:
                 _write_text(df, fmt, fh)
     except OSError as exc:
-        raise HyperdsError(f"cannot write {out}: {exc.strerror or exc}; check the folder exists") from exc
+        raise OutputError(f"cannot write {out}: {exc.strerror or exc}; check the folder exists") from exc
 
 
 def _write_text(df: pl.DataFrame, fmt: str, fh: TextIO) -> None:

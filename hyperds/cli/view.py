@@ -129,9 +129,10 @@ def _show(args: argparse.Namespace) -> int:
     print(f"view {view.name} {view.version} ({view.status})")
     for name, sql in view.queries.items():
         print(f"  query {name} (weight {view.weights[name]:g}): {sql}")
-    print(f"  datasets: {', '.join(f'{d}@{view.pins[d]}' if d in view.pins else d for d in view.datasets)}")
+    pins = view.pins if view.published else {}  # a draft reads each dataset's latest version
+    print(f"  datasets: {', '.join(f'{d}@{pins[d]}' if d in pins else d for d in view.datasets)}")
     if view.label_map is not None:
-        print(f"  label map ({view.unknown_labels} unknown labels): {json.dumps(view.label_map, sort_keys=True)}")
+        print(f"  label map ({view.unknown_labels} unknown labels): {json.dumps(view.label_map.as_dict(), sort_keys=True)}")
     if view.split_spec is not None:
         print(f"  split: {json.dumps(view.split_spec.to_dict())}")
     if view.published:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -14,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import storage
-from ..errors import FrameNotFoundError, HyperdsError, SchemaError
+from ..errors import FrameNotFoundError, SchemaError, VersionNotFoundError
 from ..query.lance_sql import eq, sql_literal
 from ..storage import Handle
 from ..storage.rows import locate_rows
@@ -107,7 +108,7 @@ class FrameTable:
         """A read-only view of this dataset as it was at Lance `version`."""
         available = storage.versions(self.handle())
         if version not in available:
-            raise HyperdsError(
+            raise VersionNotFoundError(
                 f"dataset {self.name!r} has no version {version}; available versions: {available[0]}..{available[-1]}"
                 if available
                 else f"dataset {self.name!r} has no versions"
@@ -150,6 +151,11 @@ class FrameTable:
     def to_arrow(self, columns: list[str] | None = None, filter: str | None = None) -> pa.Table:
         """Rows passing the Lance `filter` (text from hyperds.query.lance_sql), all columns or `columns`."""
         return storage.scan.read(self.handle(), columns=columns, filter=filter)
+
+    def to_batches(self, columns: list[str] | None = None, batch_size: int = 65_536) -> Iterator[pa.RecordBatch]:
+        """The rows in record batches of at most `batch_size`, streamed from one snapshot in storage order."""
+        _, batches = storage.scan.batches(self.handle(), columns, batch_size=batch_size)
+        return batches
 
     def to_polars(self, columns: list[str] | None = None, filter: str | None = None) -> pl.DataFrame:
         return pl.from_arrow(self.to_arrow(columns=columns, filter=filter))

@@ -10,7 +10,7 @@ kept are read whole. `to_batches` streams.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from .. import storage
 from ..errors import QueryError
+from ..source import DEFAULT_BATCH_SIZE, check_no_split
 from . import ast as a
 from .lance_sql import all_of, isin
 from .parse import Statement, parse
@@ -31,13 +32,16 @@ if TYPE_CHECKING:
     from ..export import ExportResult
     from ..frames.table import FrameTable
     from ..storage import Handle
+    from ..store import Store
 
 # Up to this many frame ids from the side table are pushed to Lance as `frame_id IN (…)` (BTREE).
 _IN_LIST_LIMIT = 500
 
 
 class Query:
-    """Frames of `table` selected by `text` (a boolean expression or SELECT … FROM <dataset> …)."""
+    """Frames of `table` selected by `text` (a boolean expression or SELECT … FROM <dataset> …).
+
+    A FrameSource (hyperds.source) over its one dataset."""
 
     # When the pushdown alone keeps at most this many frames, scanning their nested annotation
     # lists is cheaper than asking the side table (tunable; 0 = always use a side table built).
@@ -77,10 +81,11 @@ class Query:
         return list(self.table.schema.names)
 
     # -- running -------------------------------------------------------------------------------
-    def to_arrow(self, columns: list[str] | str | None = None) -> pa.Table:
+    def to_arrow(self, columns: Sequence[str] | str | None = None, *, split: str | None = None) -> pa.Table:
         """Matching frames, ordered by ORDER BY (then frame_id), or by frame_id; LIMIT/OFFSET applied.
 
-        `columns` (a list, or one name) overrides output_columns."""
+        `columns` (a list, or one name) overrides output_columns; a query has no `split`."""
+        check_no_split(f"query {self.sql!r}", split)
         lds = self._lance()  # one snapshot for the whole read
         out = [columns] if isinstance(columns, str) else list(columns) if columns is not None else self.output_columns
         self._check_columns(out, storage.schema(lds).names)
@@ -97,13 +102,16 @@ class Query:
     def to_polars(self, columns: list[str] | str | None = None) -> pl.DataFrame:
         return pl.from_arrow(self.to_arrow(columns))
 
-    def to_batches(self, columns: list[str] | str | None = None, batch_size: int = 65_536) -> Iterator[pa.RecordBatch]:
+    def to_batches(
+        self, columns: Sequence[str] | str | None = None, batch_size: int = DEFAULT_BATCH_SIZE, *, split: str | None = None
+    ) -> Iterator[pa.RecordBatch]:
         """Matching frames as a stream of record batches (at most `batch_size` rows each), read from one snapshot.
 
         Without ORDER BY / LIMIT / OFFSET the batches come in storage order as Lance scans them (the
         residual is applied per batch; nothing is held beyond one batch); their union is to_arrow()'s rows.
         With them, the ordered (LIMIT: pushed-down) result is cut into batches.
         """
+        check_no_split(f"query {self.sql!r}", split)
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise QueryError(f"batch_size must be a positive integer, not {batch_size!r}")
         st = self.statement
@@ -177,6 +185,25 @@ class Query:
         lance_plan = storage.scan.explain(lds, needed, p.pushdown)
         lines += ["lance plan:", *("  " + line for line in lance_plan.strip().splitlines())]
         return "\n".join(lines)
+
+    # -- FrameSource (hyperds.source): one dataset, no label map, no splits ---------------------
+    @property
+    def store(self) -> Store:
+        return self.table.store
+
+    @property
+    def pins(self) -> dict[str, int]:
+        return {self.table.name: self.table.version}
+
+    def roots(self) -> dict[str, str | None]:
+        return {self.table.name: self.table.root}
+
+    label_map: None = None
+    classes: None = None
+
+    @property
+    def splits(self) -> list[str]:
+        return []
 
     # -- internals -----------------------------------------------------------------------------
     def _check_columns(self, names: list[str], have: list[str]) -> None:

@@ -23,7 +23,7 @@ import polars as pl
 import pyarrow as pa
 
 from .. import storage
-from ..errors import ConflictError, CorrectionError, HyperdsError, StoreError
+from ..errors import ConflictError, CorrectionError, StoreError
 from ..storage.rows import Snapshot, read_rows
 from .changes import ChangeInput, apply_changes, assign_ann_ids, normalize_changes, validate_changes
 from .history import commit_properties, record
@@ -112,7 +112,7 @@ def commit(
             break
         time.sleep(random.uniform(*_BACKOFF_S))
     else:
-        raise HyperdsError(
+        raise ConflictError(
             f"commit to {table.name!r} gave up after {_MAX_ATTEMPTS} attempts under heavy concurrent writes; retry"
         )
     version = storage.version(committed)

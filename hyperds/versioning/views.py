@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ from ..errors import (
 )
 from .. import storage
 from ..query.lance_sql import all_of, eq
+from ..source import DEFAULT_BATCH_SIZE
 from . import catalog as cat
 from .diff import DIFF_COLUMNS, ViewDiff, diff_manifests
 from .labelmap import LabelMap
@@ -140,7 +141,11 @@ class VerifyReport:
 
 
 class View:
-    """One version (or the draft) of a named view; frames are resolved on first use."""
+    """One version (or the draft) of a named view; frames are resolved on first use.
+
+    A FrameSource (hyperds.source): it owns the rules its consumers share — the label map and its
+    classes, the splits, and each dataset's root — so loaders and exports ask it instead of re-deriving them.
+    """
 
     def __init__(self, store: Store, row: dict[str, Any]):
         self.store = store
@@ -149,13 +154,15 @@ class View:
         self.version: str = row["version"]
         self.status: str = row["status"]
         self.spec = _spec_from_row(row)
-        self.pins: dict[str, int] = {d["dataset"]: d["version"] for d in row["datasets"] if d["version"] is not None}
+        self._pins: dict[str, int] = {d["dataset"]: d["version"] for d in row["datasets"] if d["version"] is not None}
         self.frame_count: int | None = row["frame_count"]
         self.created_by: str | None = row["created_by"]
         self.created_at: dt.datetime | None = row["created_at"]
         self.message: str | None = row["message"]
         self._parent: str | None = row["parent"]
-        self._manifest: pa.Table | None = None
+        # The last resolved (whole-view, unsplit) table and the pins it was resolved at: a later read of
+        # some of its columns at the same pins reuses it (a loader's rows, then its classes: one resolve).
+        self._manifest: tuple[dict[str, int], list[str] | None, pa.Table] | None = None
         self._handles: dict[str, Any] = {}  # pinned Lance datasets, opened once per published view
 
     def __repr__(self) -> str:
@@ -195,33 +202,44 @@ class View:
         return self.spec.label_map.unknown if self.spec.label_map else None
 
     @property
-    def label_map(self) -> dict[str, str] | None:
-        """Source label -> class. With unknown_labels='keep', unmapped labels of the view map to themselves."""
-        lm = self.spec.label_map
-        if lm is None:
-            return None
-        mapping = lm.as_dict()
-        if lm.unknown == "keep":
-            seen = pc.list_flatten(self.to_arrow(["labels"]).column("labels")).unique().to_pylist()
-            mapping.update({s: s for s in seen if s is not None and s not in mapping})
-        return mapping
+    def pins(self) -> dict[str, int]:
+        """Dataset name -> Lance version read: the recorded pins, or (draft) each dataset's latest now."""
+        return self._pins if self.published else self._pins_now()[0]
+
+    @property
+    def label_map(self) -> LabelMap | None:
+        """Source label -> class (a Mapping; with unknown_labels='keep' an unmapped label maps to itself)."""
+        return self.spec.label_map
 
     @property
     def classes(self) -> list[str]:
-        """Sorted class names: the label map's targets (stable across versions), else the labels seen."""
+        """Sorted class names: the label map's targets (stable across versions), plus with
+        unknown_labels='keep' every class the view holds in any split; without a map, the labels seen."""
         lm = self.spec.label_map
         if lm is not None and lm.unknown != "keep":
-            return sorted({t for _, t in lm.mapping})
+            return lm.targets
         flat = pc.list_flatten(self.to_arrow(["classes"]).column("classes"))
-        return sorted(v for v in flat.unique().to_pylist() if v is not None)
+        seen = flat.unique().to_pylist()
+        if lm is not None:
+            return sorted(set(lm.as_dict(seen).values()))
+        return sorted(v for v in seen if v is not None)
+
+    @property
+    def splits(self) -> list[str]:
+        """The split names, in definition order ([] without a split)."""
+        return [n for n, _ in self.spec.split.fractions] if self.spec.split is not None else []
+
+    def roots(self) -> dict[str, str | None]:
+        """Dataset name -> the root its relative URIs resolve against (each dataset's own)."""
+        return {name: self.store.dataset(name).root for name in self.spec.datasets}
 
     # -- resolution ------------------------------------------------------------------------
     def _pins_now(self) -> tuple[dict[str, int], dict[str, Any]]:
         """Pinned versions and their opened handles: the recorded pins, or (draft) each dataset's latest."""
         if self.published:
-            return self.pins, self._handles
+            return self._pins, self._handles
         handles = _open_current(self.store, self.spec.datasets)
-        return {n: h.version for n, h in handles.items()}, handles
+        return {n: storage.version(h) for n, h in handles.items()}, handles
 
     def to_arrow(self, columns: Sequence[str] | None = None, split: str | None = None) -> pa.Table:
         """The manifest (one row per frame, ordered by dataset, frame_id), optionally projected / one split."""
@@ -230,17 +248,22 @@ class View:
             self.check_split(split)
             want = cols
             cols = None if cols is None else list(dict.fromkeys([*cols, "split"]))
-        if self._manifest is not None:
-            table = self._manifest if cols is None else self._manifest.select(cols)
+        pins, handles = self._pins_now()
+        if self._manifest is not None and _covers(self._manifest, pins, cols):
+            table = self._manifest[2] if cols is None else self._manifest[2].select(cols)
         else:
-            pins, handles = self._pins_now()
             table = resolve(self.store, self.spec, pins, cols, handles)
-            if cols is None and self.published:
-                self._manifest = table
+            self._manifest = (pins, cols, table)
         if split is not None:
             table = table.filter(pc.equal(table.column("split"), split))
             table = table if want is None else table.select(want)
         return table
+
+    def to_batches(
+        self, columns: Sequence[str] | None = None, *, batch_size: int = DEFAULT_BATCH_SIZE, split: str | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        """to_arrow() in record batches of at most `batch_size` rows (a view resolves whole, then slices)."""
+        yield from self.to_arrow(columns, split).to_batches(max_chunksize=batch_size)
 
     def to_polars(self, columns: Sequence[str] | None = None, split: str | None = None) -> pl.DataFrame:
         """to_arrow() as a polars DataFrame."""
@@ -444,6 +467,12 @@ class View:
 
 
 # -- helpers -----------------------------------------------------------------------------------
+def _covers(cached: tuple[dict[str, int], list[str] | None, pa.Table], pins: dict[str, int], cols: list[str] | None) -> bool:
+    """Whether a cached resolve (pins, its columns or None for all, table) answers a read of `cols` at `pins`."""
+    have_pins, have_cols, _ = cached
+    return have_pins == pins and (have_cols is None or (cols is not None and set(cols) <= set(have_cols)))
+
+
 def _open_current(store: Store, datasets: Sequence[str]) -> dict[str, Any]:
     """Each dataset opened at its latest version (resolve and publish reuse these handles)."""
     have = store.datasets()
