@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import EvaluationError
 from ..frames.schema import ANNOTATION_TYPE
@@ -40,26 +41,26 @@ class Source:
 
 def read_source(on: Any) -> Source:
     """Read `on` (a View, Dataset or Query) once, at the versions it pins (a Dataset: its current one)."""
+    from ..dataset import Dataset
     from ..query.query import Query
     from ..versioning.views import View
 
     cols = ["frame_id", "seq_id", "annotations"]
-    store = on.table.store if isinstance(on, Query) else getattr(on, "store", None)
+    store = on.store
     if isinstance(on, View):
         rows = on.to_arrow(columns=["dataset", *cols])
-        pins = dict(on.pins) if on.published else {d: on.store.dataset(d).version for d in on.datasets}
-        name, version, view, label_map = on.name, on.version, on, on.label_map
-    elif isinstance(on, Query):
-        table = on.table
-        pinned = table if table._pinned is not None else table.at(table.version)
-        rows = Query(pinned, on.text).to_arrow(columns=cols)
+        pins = dict(on.pins)  # recorded for a published view; each dataset's current version for a draft
+        lm = on.label_map  # with unknown='keep' every label the view holds maps to itself
+        seen = pc.list_flatten(on.to_arrow(columns=["labels"]).column("labels")).unique().to_pylist()
+        label_map = lm.as_dict(seen) if lm is not None else None
+        name, version, view = on.name, on.version, on
+    elif isinstance(on, (Query, Dataset)):
+        # Read one dataset at one version, so the restored model values below come from the same one.
+        table = on.table if isinstance(on, Query) else on
+        pinned = table if table.pinned_version is not None else table.at(table.version)
+        rows = (Query(pinned, on.text) if isinstance(on, Query) else pinned).to_arrow(columns=cols)
         rows = rows.append_column("dataset", pa.array([table.name] * rows.num_rows, pa.string()))
         pins, name, version, view, label_map = {table.name: pinned.version}, table.name, None, None, None
-    elif hasattr(on, "to_arrow") and hasattr(on, "at") and hasattr(on, "store"):
-        pinned = on if on._pinned is not None else on.at(on.version)
-        rows = pinned.to_arrow(columns=cols)
-        rows = rows.append_column("dataset", pa.array([on.name] * rows.num_rows, pa.string()))
-        pins, name, version, view, label_map = {on.name: pinned.version}, on.name, None, None, None
     else:
         raise EvaluationError(f"evaluate a View, Dataset or Query, not {type(on).__name__}")
     frames = pl.from_arrow(rows.select(["dataset", "frame_id", "seq_id"]))

@@ -257,9 +257,7 @@ def events(table: FrameTable, up_to: int | None = None) -> pl.DataFrame:
     Evaluation reads a model's original output from the `before` of the events that took it over.
     """
     reconcile(table)
-    flt = f"dataset = {sql_literal(table.name)}"
-    if up_to is not None:
-        flt += f" AND version <= {int(up_to)}"
+    flt = all_of(eq("dataset", table.name), le("version", int(up_to)) if up_to is not None else None)
     return _read(table, EVENTS, EVENTS_SCHEMA, flt, ["commit_id", "frame_id", "ann_id"]).sort("version", maintain_order=True)
 
 
