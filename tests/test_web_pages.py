@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hyperds
-from web_support import csrf_of, serve, signed_in
+from web_support import serve, signed_in
 
 TILE = re.compile(r'data-frame-id="([^"]+)"')
 NEXT = re.compile(r'id="next-page" href="([^"]+)"')
