@@ -51,3 +51,20 @@ def test_s3_images_through_store_options(tmp_path, s3_bucket, s3_storage_options
     store.create_dataset("edge", root=f"s3://{bucket}/traps").add_frames(_frames(lambda name: name))
     with serve(store) as server, httpx.Client(base_url=server.url) as http:
         _check(http, "edge")
+
+
+def test_disk_cache_stays_within_its_bound(store, tmp_path):
+    cache, bound = tmp_path / "cache", 200_000
+    store.create_dataset("many").add_frames(
+        [{"frame_id": f"f{i:02d}", "uri": str(EDGE / "african_elephants.jpg")} for i in range(24)])
+    with serve(store, cache_dir=str(cache), cache_bytes=bound) as server, httpx.Client(base_url=server.url) as http:
+        sizes = []
+        for i in range(24):
+            r = http.get("/image/thumb", params={"dataset": "many", "frame_id": f"f{i:02d}"})
+            assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+            sizes.append(len(r.content))
+            total = sum(p.stat().st_size for p in cache.glob("*.jpg"))
+            assert total <= bound + bound // 10 + max(sizes)  # trimmed back under the bound as it fills
+    assert sum(sizes) > 2 * bound  # the bound was really exercised
+    kept = sorted(cache.glob("*.jpg"))
+    assert 0 < len(kept) < 24
