@@ -180,3 +180,19 @@ def test_serve_help(capsys):
         main(["serve", "--help"])
     out = capsys.readouterr().out
     assert exit_.value.code == 0 and "--token" in out and "127.0.0.1" in out
+
+
+BAD_SQL = ["site > 5", "frame_id IN (1, 2)", "SELECT frame_id FROM other", "labl = 'x'", "DROP TABLE md", "'",
+           "((((", "any_annotation(", "site = 'S07' OR", "width + 'a' > 1", "SELECT frame_id FROM md LIMIT -1"]
+
+
+def test_sql_box_errors_are_400_pages_never_500(md):
+    with serve(md.store) as server, httpx.Client(base_url=server.url) as http:
+        for q in BAD_SQL:
+            page = http.get("/browse", params={"dataset": "md", "q": q})
+            assert page.status_code in (200, 400), (q, page.status_code)
+            if page.status_code == 400:
+                assert 'id="query-error"' in page.text, q
+            for url in ("/api/facets", "/review"):
+                r = http.get(url, params={"dataset": "md", "q": q})
+                assert r.status_code < 500, (url, q, r.status_code)
