@@ -24,7 +24,7 @@ from ..store import Store
 from . import auth
 from .errors import hyperds_error
 from .images import ImageService
-from .state import ReviewLists
+from .state import DatasetNames, ReviewLists
 
 log = logging.getLogger(__name__)
 
@@ -68,4 +68,5 @@ def create_app(
     app.state.token = token
     app.state.images = ImageService(store, cache_dir, cache_bytes)
     app.state.lists = ReviewLists()
+    app.state.names = DatasetNames(store)
     return app

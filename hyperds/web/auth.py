@@ -13,9 +13,9 @@ import secrets
 from urllib.parse import quote
 
 from starlette.datastructures import FormData
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import params
 from .errors import BadRequest
@@ -92,15 +92,26 @@ async def signout(request: Request) -> Response:
     return RedirectResponse("/signin", status_code=303)
 
 
-class RequireSignIn(BaseHTTPMiddleware):
-    """With a token, every page but sign-in and static files needs a signed-in session."""
+class RequireSignIn:
+    """With a token, every page but sign-in and static files needs a signed-in session.
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        if request.app.state.token is None or request.url.path.startswith(OPEN_PATHS):
-            return await call_next(request)
-        if not request.session.get("signed_in"):
-            if request.method == "GET" and not request.url.path.startswith(("/api/", "/image/")):
-                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-                return RedirectResponse(f"/signin?next={quote(target)}", status_code=303)
-            return Response("sign in first", status_code=401, media_type="text/plain")
-        return await call_next(request)
+    A plain ASGI middleware (runs inside SessionMiddleware): no extra task or thread hop per request,
+    which matters for the many small image requests of a grid.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        token_set = scope["type"] == "http" and scope["app"].state.token is not None
+        path = scope.get("path", "")
+        if not token_set or path.startswith(OPEN_PATHS) or scope["session"].get("signed_in"):
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "GET" and not path.startswith(("/api/", "/image/")):
+            query = scope.get("query_string", b"").decode("latin-1")
+            target = path + (f"?{query}" if query else "")
+            response: Response = RedirectResponse(f"/signin?next={quote(target)}", status_code=303)
+        else:
+            response = Response("sign in first", status_code=401, media_type="text/plain")
+        await response(scope, receive, send)

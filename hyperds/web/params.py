@@ -38,31 +38,24 @@ def required(fields: Mapping[str, Any], name: str, max_len: int = MAX_LEN) -> st
 
 
 def integer(fields: Mapping[str, Any], name: str, default: int | None = None, low: int = 0, high: int = 10**12) -> int:
-    value = text(fields, name)
-    if value is None:
-        if default is None:
-            raise BadRequest(f"field {name!r} is missing; give a whole number")
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise BadRequest(f"field {name!r} must be a whole number, not {value!r}") from None
-    if not low <= number <= high:
-        raise BadRequest(f"field {name!r} must lie in [{low}, {high}], not {number}")
-    return number
+    return _number(fields, name, default, low, high, int, "a whole number")
 
 
 def number(fields: Mapping[str, Any], name: str, default: float | None = None, low: float = 0.0, high: float = 1.0) -> float:
+    return _number(fields, name, default, low, high, float, "a number")
+
+
+def _number(fields: Mapping[str, Any], name: str, default: Any, low: Any, high: Any, kind: type, what: str) -> Any:
     value = text(fields, name)
     if value is None:
         if default is None:
-            raise BadRequest(f"field {name!r} is missing; give a number")
+            raise BadRequest(f"field {name!r} is missing; give {what}")
         return default
     try:
-        x = float(value)
+        x = kind(value)
     except ValueError:
-        raise BadRequest(f"field {name!r} must be a number, not {value!r}") from None
-    if not low <= x <= high:
+        raise BadRequest(f"field {name!r} must be {what}, not {value!r}") from None
+    if not low <= x <= high:  # also refuses nan
         raise BadRequest(f"field {name!r} must lie in [{low}, {high}], not {x}")
     return x
 

@@ -73,3 +73,24 @@ class ReviewLists:
                 del self._lists[oldest]
             made = self._lists[key] = ReviewList(sorted(frame_ids))
             return made
+
+
+class DatasetNames:
+    """The store's dataset names, re-listed at most every `ttl` seconds (image requests check names often)."""
+
+    def __init__(self, store, ttl: float = 2.0):
+        self.store = store
+        self.ttl = ttl
+        self._names: frozenset[str] = frozenset()
+        self._at = -1e9
+        self._lock = threading.Lock()
+
+    def fresh(self) -> bool:
+        return time.monotonic() - self._at <= self.ttl
+
+    def get(self) -> frozenset[str]:
+        with self._lock:
+            if time.monotonic() - self._at > self.ttl:
+                self._names = frozenset(self.store.datasets())
+                self._at = time.monotonic()
+            return self._names

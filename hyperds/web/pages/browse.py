@@ -48,7 +48,9 @@ def dataset_page(ds, q: str | None, after: str | None, n: int) -> tuple[list[str
         cond = "TRUE"
     if after:
         cond += f" AND frame_id > {sql_literal(after)}"
-    ids = ds.query(cond).frame_ids()
+    # one more than a page tells whether another follows; results come in frame_id order, and the
+    # LIMIT lets the query engine stop early where it can
+    ids = ds.query(f'SELECT frame_id FROM "{ds.name}" WHERE {cond} LIMIT {n + 1}').frame_ids()
     return ids.slice(0, n).to_pylist(), len(ids) > n
 
 

@@ -43,9 +43,11 @@ async def image(request: Request) -> Response:
     name, frame_id, size = _fields(request)
     store = store_of(request)
     service = request.app.state.images
-    if name not in await run_in_threadpool(store.datasets):
+    names = request.app.state.names
+    known = names.get() if names.fresh() else await run_in_threadpool(names.get)
+    if name not in known:
         raise BadRequest(f"no dataset {name!r} in this store", 404)
-    hit = await run_in_threadpool(service.cached, name, frame_id, size)
+    hit = service.cached(name, frame_id, size)  # one small local file read: cheaper inline than a thread hop
     if hit is not None:
         return _respond(request, hit)
 

@@ -233,7 +233,7 @@ def inverse_changes(events: list[dict], revision: int) -> list[dict]:
             out.append({"op": "relabel", "frame_id": fid, "ann_id": ann, "label": before["label"]})
         if before["bbox"] != after["bbox"] and before["bbox"] is not None:
             out.append({"op": "move", "frame_id": fid, "ann_id": ann, "bbox": before["bbox"]})
-        reviewed = ("review_status", "reviewed_by", "note")
+        reviewed = ("review_status", "reviewed_by", "reviewed_at", "note")
         if any(before[k] != after[k] for k in reviewed):
             out.append({"op": "review", "frame_id": fid, "ann_id": ann,
                         "status": STATUS_BACK[before["review_status"]], "note": before["note"]})
@@ -269,6 +269,12 @@ async def undo(request: Request) -> Response:
         if wants_json(request):
             return JSONResponse({"status": "conflict", "message": message}, status_code=409)
         return await run_in_threadpool(review_page, request, ds, ctx, entry["f"], "cannot undo: " + message, 409)
+    # the undo moved the frame one revision on; earlier decisions of this session on the same frame now
+    # expect that revision (only someone else's change since should stop their undo)
+    for older in stack:
+        if (older["d"], older["f"]) == (entry["d"], entry["f"]):
+            older["r"] = entry["r"] + 1
+    request.session["undo"] = stack
     target = review_url(ctx, entry["f"])
     if wants_json(request):
         return JSONResponse({"status": "ok", "next": target})
