@@ -1,17 +1,14 @@
-"""The one place the web layer reads rows from a Dataset, Query or View.
-
-Until the FrameSource protocol lands (hyperds/source.py) everything goes through their existing
-public `to_arrow(columns=...)`; switching to the protocol is a change here only.
-"""
+"""The one place the web layer reads rows from a FrameSource (a Dataset, Query or View)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import pyarrow as pa
 
+from ..source import FrameSource
 
-def read_rows(source: Any, columns: Sequence[str] | None = None) -> pa.Table:
-    """Rows of a Dataset, Query or View (only `columns` when given)."""
+
+def read_rows(source: FrameSource, columns: Sequence[str] | None = None) -> pa.Table:
+    """Rows of `source` (only `columns` when given), at the versions it pins."""
     return source.to_arrow(columns=list(columns) if columns is not None else None)
