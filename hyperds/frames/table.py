@@ -53,6 +53,11 @@ class FrameTable:
         self._pinned = version
         self._ds: lance.LanceDataset | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The cached Lance handle would pickle the store's storage options, secrets included; the
+        # store itself pickles without them (Store.__reduce__), and the handle is reopened on use.
+        return {**self.__dict__, "_ds": None}
+
     # -- opening ---------------------------------------------------------------------------
     @property
     def uri(self) -> str:

@@ -156,6 +156,10 @@ class View:
         self._manifest: pa.Table | None = None
         self._handles: dict[str, Any] = {}  # pinned Lance datasets, opened once per published view
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Pinned Lance handles carry the storage options, secrets included; reopened on use.
+        return {**self.__dict__, "_handles": {}}
+
     def __repr__(self) -> str:
         extra = f", {self.frame_count} frames" if self.published else ""
         return f"View({self.name!r}, {self.version!r}, {self.status}{extra})"
