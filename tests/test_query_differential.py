@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import itertools
+import math
 import operator
 import re
 import shutil
@@ -69,7 +70,7 @@ frame = st.fixed_dictionaries(
         "captured_at": maybe(instant),
         "site": maybe(st.sampled_from(SITES)),
         "camera": maybe(st.sampled_from(["c1", "c2", "c3"])),
-        "score": maybe(st.sampled_from([-1.5, 0.0, 0.5, 2.0])),
+        "score": maybe(st.sampled_from([-1.5, 0.0, 0.5, 2.0, math.nan])),  # NaN compares false (IEEE), != true
         "tag": maybe(st.text(alphabet="ab%_é", max_size=3)),
         "flag": maybe(st.booleans()),
         "annotations": st.lists(annotation, max_size=3),
