@@ -153,13 +153,15 @@ def _operand(node: a.Node, col: a.Column) -> str | None:
         bits = col.arrow_type.bit_width
         signed = pa.types.is_signed_integer(col.arrow_type)
         lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
-        return str(node.value) if lo <= node.value <= hi else None
+        # -2**63 has no SQL literal: DataFusion reads it as -(2**63), and 2**63 overflows to a float
+        return str(node.value) if lo <= node.value <= hi and node.value != -(2**63) else None
     if node.type == a.STRING:
         return sql_literal(node.value)
     if node.type == a.TIMESTAMP:
         if col.arrow_type.tz is None or col.arrow_type.unit != "us":
             return None
-        return "TIMESTAMP '" + node.value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f") + "'"
+        utc = node.value.astimezone(dt.UTC)  # the year in 4 digits: strftime writes 999, not 0999
+        return f"TIMESTAMP '{utc.year:04d}-" + utc.strftime("%m-%d %H:%M:%S.%f") + "'"
     if node.type == a.BOOL:
         return "true" if node.value else "false"
     value = float(np.float32(node.value)) if pa.types.is_float32(col.arrow_type) else float(node.value)

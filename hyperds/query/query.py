@@ -7,6 +7,7 @@ the side table when one matches the version and pays), then order and limit.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ from ..errors import QueryError
 from ..frames.table import sql_literal
 from . import ast as a
 from .parse import Statement, parse
+from .normalize import bounded, normalize
 from .plan import Plan, SideTerm, plan
 from .residual import CMP, mask
 from .sidecar import open_annotation_table
@@ -42,8 +44,10 @@ class Query:
     def __init__(self, table: FrameTable, text: str):
         self.table = table
         self.text = text
-        self.statement: Statement = validate(parse(text), table.schema, table.name, text)
-        self.plan: Plan = plan(self.statement.where)
+        with bounded(text):  # too deep a nesting is a positioned QueryError, not a RecursionError
+            statement = validate(parse(text), table.schema, table.name, text)
+            self.statement: Statement = dataclasses.replace(statement, where=normalize(statement.where))
+            self.plan: Plan = plan(self.statement.where)
 
     def __repr__(self) -> str:
         return f"Query({self.table.name!r}, {self.sql!r})"
