@@ -33,6 +33,7 @@ from .diff import DIFF_COLUMNS, ViewDiff, diff_manifests
 from .labelmap import LabelMap
 from .manifest import DIGEST_COLUMNS, SubQuery, ViewSpec, digest, resolve
 from .splits import SplitSpec
+from .view_checks import check_column_types
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -57,6 +58,7 @@ def create_view(
     """Create, or redefine, the draft of view `name`; every sub-query is validated against every dataset."""
     cat.check_view_name(name)
     spec = _spec(store, query, datasets, label_map, unknown_labels, weights, split)
+    check_column_types(name, {n: h.schema for n, h in _open_current(store, spec.datasets).items()})
     existing = _published_versions(cat.read_rows(store, name=name, columns=["version", "status"]))
     row = _row(name, cat.DRAFT, cat.DRAFT, spec, {}, existing[-1] if existing else None, message)
     view = View(store, row)
@@ -360,6 +362,7 @@ class View:
         try:
             handles = _open_current(store, spec.datasets)
             pins = {ds_name: handle.version for ds_name, handle in handles.items()}
+            check_column_types(name, {n: h.schema for n, h in handles.items()})
             for ds_name, handle in handles.items():
                 _tag(handle, tag, pins[ds_name])
                 tagged.append(ds_name)
@@ -509,9 +512,10 @@ def _spec(
     unknown = sorted(set(weights) - set(texts))
     if unknown:
         raise ViewError(f"weights name unknown sub-queries {unknown}; sub-queries are {sorted(texts)}")
-    bad = {k: w for k, w in weights.items() if not isinstance(w, (int, float)) or isinstance(w, bool) or not w > 0}
+    bad = {k: w for k, w in weights.items()
+           if not isinstance(w, (int, float)) or isinstance(w, bool) or not 0 < w < float("inf")}
     if bad:
-        raise ViewError(f"weights must be positive numbers, got {bad}")
+        raise ViewError(f"weights must be positive finite numbers, got {bad}")
     subs = []
     for sub_name, text in texts.items():
         first = handles[0].query(text)  # QueryError, positioned, before anything is stored
