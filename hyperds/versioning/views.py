@@ -33,6 +33,7 @@ from .diff import DIFF_COLUMNS, ViewDiff, diff_manifests
 from .labelmap import LabelMap
 from .manifest import DIGEST_COLUMNS, SubQuery, ViewSpec, digest, resolve
 from .splits import SplitSpec
+from .identity import check_pins, dataset_id
 from .view_checks import check_column_types
 
 if TYPE_CHECKING:
@@ -223,6 +224,8 @@ class View:
     def _pins_now(self) -> tuple[dict[str, int], dict[str, Any]]:
         """Pinned versions and their opened handles: the recorded pins, or (draft) each dataset's latest."""
         if self.published:
+            ids = {d["dataset"]: d["id"] for d in self._row.get("dataset_ids") or []}
+            check_pins(self.store, self.name, self.version, self.pins, ids, self._handles)
             return self.pins, self._handles
         handles = _open_current(self.store, self.spec.datasets)
         return {n: h.version for n, h in handles.items()}, handles
@@ -370,7 +373,8 @@ class View:
             whole, parts = digest(manifest)
             row = _row(name, version, cat.PUBLISHED, spec, pins, existing[-1] if existing else None,
                        self.message if message is None else message, author)
-            row.update(frame_count=manifest.num_rows, digest=whole, parts=parts)
+            row.update(frame_count=manifest.num_rows, digest=whole, parts=parts,
+                       dataset_ids=[{"dataset": n, "id": dataset_id(h)} for n, h in sorted(handles.items())])
             cat.append_row(store, row)
         except BaseException:
             for ds_name in tagged:
@@ -389,6 +393,7 @@ class View:
         warnings = self._check_tags()
         actual_digest = actual_count = None
         try:
+            self._pins_now()  # the pinned datasets are still the ones recorded (versioning.identity)
             manifest = resolve(self.store, self.spec, self.pins, DIGEST_COLUMNS)
         except IntegrityError as exc:
             problems.append(str(exc))
