@@ -87,7 +87,9 @@ class Store(Connection):
                 f"user column(s) {clash} redefine core frame columns with another type; "
                 "rename them (core columns: " + ", ".join(CORE_NAMES) + ")"
             )
-        meta = {"hyperds.kind": "frames"}
+        from .versioning.identity import ID_KEY, new_id
+
+        meta = {"hyperds.kind": "frames", ID_KEY: new_id()}
         if root:
             meta["hyperds.root"] = root
         full = frames_schema(schema).with_metadata(meta)
@@ -109,11 +111,24 @@ class Store(Connection):
             raise DatasetNotFoundError(name, existing, self.uri)
         return Dataset(self, name)
 
-    def drop_dataset(self, name: str) -> None:
-        """Delete a dataset and all its versions."""
+    def drop_dataset(self, name: str, force: bool = False) -> None:
+        """Delete a dataset and all its versions.
+
+        A dataset that published views pin is dropped only with force=True; those views then say,
+        when read, that their dataset was dropped (see versioning.identity).
+        """
         existing = self.datasets()
         if name not in existing:
             raise DatasetNotFoundError(name, existing, self.uri)
+        if not force:
+            from .versioning.identity import views_pinning
+
+            pinned = views_pinning(self, name)
+            if pinned:
+                raise SchemaError(
+                    f"dataset {name!r} is pinned by published view(s) {', '.join(pinned)}; dropping it makes them "
+                    "unreadable. Pass force=True to drop it anyway"
+                )
         self.drop_table(name)
 
     # -- analytic queries ------------------------------------------------------------------

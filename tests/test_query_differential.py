@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import itertools
+import math
 import operator
 import re
 import shutil
@@ -69,7 +70,7 @@ frame = st.fixed_dictionaries(
         "captured_at": maybe(instant),
         "site": maybe(st.sampled_from(SITES)),
         "camera": maybe(st.sampled_from(["c1", "c2", "c3"])),
-        "score": maybe(st.sampled_from([-1.5, 0.0, 0.5, 2.0])),
+        "score": maybe(st.sampled_from([-1.5, 0.0, 0.5, 2.0, math.nan])),  # NaN compares false (IEEE), != true
         "tag": maybe(st.text(alphabet="ab%_é", max_size=3)),
         "flag": maybe(st.booleans()),
         "annotations": st.lists(annotation, max_size=3),
@@ -313,7 +314,9 @@ def test_engine_matches_reference(diff_root, rows, zones, trees, order, side_tab
             col, desc, limit = order
             text = f"SELECT frame_id FROM {ds.name} WHERE {sql(trees[0])} ORDER BY {col}{' DESC' if desc else ''} LIMIT {limit}"
             hits = sorted((r for r in rows if ref(trees[0], r) is True), key=lambda r: r["frame_id"])
-            hits.sort(key=lambda r: (r[col] is not None, r[col] if r[col] is not None else 0), reverse=desc)
+            # NaN (r[col] != r[col]) sorts above every number, as in the engine
+            hits.sort(key=lambda r: (r[col] is not None, r[col] != r[col],
+                                     r[col] if r[col] is not None and r[col] == r[col] else 0), reverse=desc)
             assert ds.query(text).frame_ids().to_pylist() == [r["frame_id"] for r in hits[:limit]], text
             assert ds.query(text).count() == len(hits[:limit]), text
             assert ds.query(f"{text} OFFSET 2").count() == len(hits[2 : 2 + limit]), text

@@ -6,8 +6,9 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -36,7 +37,41 @@ def positive_int(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    if value >= 2**63:
+        raise argparse.ArgumentTypeError(f"must be a whole number below 2**63, not {text!r}")
     return value
+
+
+def int_between(low: int, high: int) -> Callable[[str], int]:
+    """argparse type for a whole number in [low, high]: out-of-range values are usage errors, not crashes."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}, not {text}")
+        return value
+
+    parse.__name__ = "int"
+    return parse
+
+
+def finite_float(low: float = -math.inf, high: float = math.inf) -> Callable[[str], float]:
+    """argparse type for a finite number in [low, high] (no NaN, no infinity)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"must be a finite number from {low:g} to {high:g}, not {text}")
+        return value
+
+    parse.__name__ = "float"
+    return parse
 
 
 def add_output_args(parser: argparse.ArgumentParser) -> None:

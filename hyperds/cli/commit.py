@@ -12,7 +12,7 @@ import polars as pl
 
 from ..errors import CorrectionError
 from ..versioning.changes import ChangeInput
-from ._common import add_output_args, open_store, write_table
+from ._common import add_output_args, int_between, open_store, write_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", help="corrections: .csv, .json (array of objects) or .jsonl")
     p.add_argument("--author", required=True, help="who makes the changes (recorded as provenance)")
     p.add_argument("--message", "-m", default="", help="why (shown by `hyperds log` and `hyperds blame`)")
-    p.add_argument("--based-on", type=int, help="dataset version the changes were made against")
+    p.add_argument("--based-on", type=int_between(1, 2**63 - 1), help="dataset version the changes were made against")
     p.set_defaults(func=_commit)
     for name, text in (("history", "every annotation event of one frame"), ("blame", "who set each current label")):
         p = sub.add_parser(name, help=text, description=f"Print {text}, oldest first.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import dataset_for_writing, open_store
+from ._common import dataset_for_writing, finite_float, int_between, open_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,8 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--engine", choices=("local", "ray"), default="local", help="where reads run (default: threads)")
     p.add_argument("--tz", default="UTC", help="zone of EXIF times without an offset (default UTC), e.g. +01:00")
-    p.add_argument("--threads", type=int, default=16, help="concurrent reads (default 16)")
-    p.add_argument("--burst-gap", type=float, default=60.0, help="gap in seconds that starts a new burst (default 60)")
+    p.add_argument("--threads", type=int_between(1, 1024), default=16, help="concurrent reads (default 16)")
+    p.add_argument("--burst-gap", type=finite_float(0), default=60.0, help="gap in seconds that starts a new burst (default 60)")
     p.add_argument("--endpoint-url", help="S3-compatible endpoint for the source bucket")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_ingest)

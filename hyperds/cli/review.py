@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from ..versioning.review import DEFAULT_THRESHOLD
 from ..versioning.select import STRATEGIES, select_frames, selection_view
-from ._common import add_output_args, open_store, positive_int, write_table
+from ._common import add_output_args, open_store, write_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:

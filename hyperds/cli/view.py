@@ -9,7 +9,7 @@ import polars as pl
 import pyarrow as pa
 
 from ..errors import ViewError
-from ._common import add_output_args, json_arg, open_store, write_table
+from ._common import add_output_args, int_between, json_arg, open_store, write_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="labels not in the label map: drop them, keep them as classes, or refuse (default: drop)")
     c.add_argument("--split-by", choices=("site", "seq_id", "camera", "deployment"), help="group column of splits")
     c.add_argument("--split", default="train=0.8,val=0.1,test=0.1", help="split fractions (default: %(default)s)")
-    c.add_argument("--seed", type=int, default=0, help="split seed (default: 0)")
+    c.add_argument("--seed", type=int_between(0, 2**32 - 1), default=0, help="split seed (default: 0)")
     c.add_argument("--message", "-m", default="", help="what the view is for")
     c.set_defaults(func=_create)
 
@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                            description="Definition, pins, count and digest of a view version, then its frames.")
     s.add_argument("name")
     s.add_argument("--version", help="version (default: latest published; 'draft' for the draft)")
-    s.add_argument("--frames", type=int, default=10, help="frames to print (default: 10)")
+    s.add_argument("--frames", type=int_between(0, 2**31 - 1), default=10, help="frames to print (default: 10)")
     s.set_defaults(func=_show)
 
     d = actions.add_parser("diff", help="frames added, removed and relabelled between two versions",
@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("name")
     d.add_argument("old")
     d.add_argument("new", nargs="?")
-    d.add_argument("--rows", type=int, default=20, help="rows of each kind to print (default: 20)")
+    d.add_argument("--rows", type=int_between(0, 2**31 - 1), default=20, help="rows of each kind to print (default: 20)")
     d.set_defaults(func=_diff)
 
     v = actions.add_parser("verify", help="re-resolve a version and check its digest",
@@ -84,6 +84,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _pairs(items: list[str], what: str) -> dict[str, str]:
     out = {}
     for item in items:
+        if not isinstance(item, str):  # argparse turns a bare '--' value into an empty list
+            raise ViewError(f"{what} must look like NAME=VALUE, got {item!r}")
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ViewError(f"{what} must look like NAME=VALUE, got {item!r}")

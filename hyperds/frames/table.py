@@ -67,6 +67,11 @@ class FrameTable:
         # Opened handles hold the storage options (secrets too): a pickled table re-opens from its store.
         return {**self.__dict__, "_ds": None, "_handle": None}
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The cached Lance handle would pickle the store's storage options, secrets included; the
+        # store itself pickles without them (Store.__reduce__), and the handle is reopened on use.
+        return {**self.__dict__, "_ds": None}
+
     # -- opening ---------------------------------------------------------------------------
     @property
     def uri(self) -> str:

@@ -21,6 +21,7 @@ from .. import storage
 from ..errors import QueryError
 from ..frames.summary import explode_annotations
 from ..frames.table import FrameTable
+from .allowlist import check_relations_and_functions
 from .parse import _pos, dotted_name_error, parse_tree
 from .sidecar import open_annotation_table
 
@@ -37,6 +38,7 @@ def run_sql(store: Store, sql: str) -> pl.DataFrame:
     tree = parse_tree(sql)
     if not isinstance(tree, exp.Query):
         raise QueryError("store.sql() runs SELECT queries only", sql, 0)
+    check_relations_and_functions(tree, sql)
     ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
     refs: dict[str, exp.Table] = {}
     for table in tree.find_all(exp.Table):
@@ -56,7 +58,9 @@ def run_sql(store: Store, sql: str) -> pl.DataFrame:
             opened[base] = (table, table.handle())
         ctx.register(name, _relation(*opened[base], suffix))
     try:
-        return ctx.execute(sql, eager=True)
+        # polars runs the text rendered from the checked tree, never the user's: a string that the
+        # two parsers read differently cannot smuggle in a table function
+        return ctx.execute(tree.sql(), eager=True)
     except (pl.exceptions.PolarsError, pa.ArrowException) as exc:
         problem = str(exc).splitlines()[0]
         hint = f"; {_TYPE_HINT}" if isinstance(exc, pa.ArrowException) or "compare" in problem else ""

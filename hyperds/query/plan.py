@@ -109,7 +109,7 @@ def lance_filter(node: a.Node) -> str | None:
             return f"{_name(col)} IS NULL"
         case a.Compare(op=op, left=a.Column() as col, right=right) if _pushable_column(col):
             value = _operand(right, col)
-            return None if value is None else f"{_name(col)} {op} {value}"
+            return None if value is None else _nan_false(col, op, f"{_name(col)} {op} {value}")
         case a.In(expr=a.Column() as col, values=values) if _pushable_column(col):
             items = [_operand(v, col) for v in values]
             return None if None in items else f"{_name(col)} IN ({', '.join(items)})"
@@ -119,6 +119,14 @@ def lance_filter(node: a.Node) -> str | None:
         case a.LabelsHas(values=values, mode=mode):
             return f"array_has_{mode}(labels, [{', '.join(sql_literal(v) for v in values)}])"
     return None
+
+
+def _nan_false(col: a.Column, op: str, text: str) -> str:
+    """`text` with NaN made false, as in the residual and Python (IEEE 754): Lance (DataFusion) orders
+    NaN above every number, so only > and >= would let it through."""
+    if col.type == a.FLOAT and op in (">", ">="):
+        return f"{text} AND NOT isnan({_name(col)})"
+    return text
 
 
 def _pushable_column(col: a.Column) -> bool:
@@ -136,8 +144,8 @@ def _name(col: a.Column) -> str:
 
 def _operand(node: a.Node, col: a.Column) -> str | None:
     """A literal or same-typed column Lance compares exactly with `col`; None otherwise."""
-    if isinstance(node, a.Column):
-        same = _pushable_column(node) and node.arrow_type == col.arrow_type
+    if isinstance(node, a.Column):  # float columns: Lance's NaN = NaN and NaN > x are true, IEEE's false
+        same = _pushable_column(node) and node.arrow_type == col.arrow_type and col.type != a.FLOAT
         return _name(node) if same else None
     if not isinstance(node, a.Literal) or node.value is None or node.type != col.type:
         return None
@@ -145,18 +153,20 @@ def _operand(node: a.Node, col: a.Column) -> str | None:
         bits = col.arrow_type.bit_width
         signed = pa.types.is_signed_integer(col.arrow_type)
         lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
-        return str(node.value) if lo <= node.value <= hi else None
+        # -2**63 has no SQL literal: DataFusion reads it as -(2**63), and 2**63 overflows to a float
+        return str(node.value) if lo <= node.value <= hi and node.value != -(2**63) else None
     if node.type == a.STRING:
         return sql_literal(node.value)
     if node.type == a.TIMESTAMP:
         if col.arrow_type.tz is None or col.arrow_type.unit != "us":
             return None
-        return "TIMESTAMP '" + node.value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f") + "'"
+        utc = node.value.astimezone(dt.UTC)  # the year in 4 digits: strftime writes 999, not 0999
+        return f"TIMESTAMP '{utc.year:04d}-" + utc.strftime("%m-%d %H:%M:%S.%f") + "'"
     if node.type == a.BOOL:
         return "true" if node.value else "false"
-    if pa.types.is_float32(col.arrow_type):  # the float32 nearest the literal, written exactly
-        return repr(float(np.float32(node.value)))
-    return repr(float(node.value))
+    value = float(np.float32(node.value)) if pa.types.is_float32(col.arrow_type) else float(node.value)
+    # the float32 nearest the literal, written exactly; an infinite one has no SQL form (residual)
+    return repr(value) if np.isfinite(value) else None
 
 
 def _count_term(term: a.Node) -> tuple[a.Node | None, str, int] | None:

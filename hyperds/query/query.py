@@ -9,6 +9,7 @@ kept are read whole. `to_batches` streams.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from ..source import DEFAULT_BATCH_SIZE, check_no_split
 from . import ast as a
 from .lance_sql import all_of, isin
 from .parse import Statement, parse
+from .normalize import bounded, normalize
 from .plan import Plan, SideTerm, plan
 from .residual import CMP, mask
 from .sidecar import open_annotation_table
@@ -50,8 +52,10 @@ class Query:
     def __init__(self, table: FrameTable, text: str):
         self.table = table
         self.text = text
-        self.statement: Statement = validate(parse(text), table.schema, table.name, text)
-        self.plan: Plan = plan(self.statement.where)
+        with bounded(text):  # too deep a nesting is a positioned QueryError, not a RecursionError
+            statement = validate(parse(text), table.schema, table.name, text)
+            self.statement: Statement = dataclasses.replace(statement, where=normalize(statement.where))
+            self.plan: Plan = plan(self.statement.where)
 
     def __repr__(self) -> str:
         return f"Query({self.table.name!r}, {self.sql!r})"

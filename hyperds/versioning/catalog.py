@@ -63,6 +63,8 @@ VIEWS_SCHEMA = pa.schema(
         pa.field("created_by", pa.string()),
         pa.field("created_at", UTC_US),
         pa.field("message", pa.string()),
+        # the identity (versioning.identity) of each pinned dataset; added to older `_views` tables on open
+        pa.field("dataset_ids", pa.list_(pa.struct([("dataset", pa.string()), ("id", pa.string())]))),
     ]
 )
 
@@ -116,7 +118,12 @@ def current_host() -> str:
 
 
 def views_table(store: Store) -> Handle:
-    return store.catalog(VIEWS, VIEWS_SCHEMA)
+    table = store.catalog(VIEWS, VIEWS_SCHEMA)
+    missing = [f for f in VIEWS_SCHEMA if f.name not in storage.schema(table).names]
+    if missing:  # a `_views` table written before these columns existed
+        storage.writes.add_columns(table, missing)
+        table = store.catalog(VIEWS, VIEWS_SCHEMA)
+    return table
 
 
 def runs_table(store: Store) -> Handle:

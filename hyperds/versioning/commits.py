@@ -144,6 +144,8 @@ def _expected_revisions(table: FrameTable, df: pl.DataFrame, based_on: int | Non
         return seen
     if not isinstance(based_on, numbers.Integral) or isinstance(based_on, bool):
         raise CorrectionError(f"based_on must be a version number (an int, e.g. ds.version), not {based_on!r}")
+    if not 1 <= based_on < 2**63:
+        raise CorrectionError(f"based_on must be a version of the dataset (1 or more, e.g. ds.version), not {based_on}")
     try:
         then_ds = table.store.open_lance(table.name, version=int(based_on))
     except storage.Missing:

@@ -62,7 +62,9 @@ def queue_query(threshold: float = DEFAULT_THRESHOLD, model: str | None = None, 
     """SQL of the review queue: frames with an open model detection below `threshold` (and `where`)."""
     _check_threshold(threshold)
     sql = f"any_annotation({_uncertain(threshold, model)})"
-    return f"({sql}) AND ({where})" if where else sql
+    from ..query.combine import and_where
+
+    return and_where(sql, where)
 
 
 def accept_query(threshold: float = DEFAULT_THRESHOLD, model: str | None = None) -> str:

@@ -140,10 +140,10 @@ def candidates(table: FrameTable, where: str | None = None, columns: list[str] |
 def _check_args(table: FrameTable, k: int, strategy: str, seed: int, column: str) -> None:
     if strategy not in STRATEGIES:
         raise SelectionError(f"unknown selection strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < 2**31:
         raise SelectionError(f"k must be a positive integer (frames to select), not {k!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise SelectionError(f"seed must be an integer, not {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise SelectionError(f"seed must be an integer from 0 to 2**32 - 1, not {seed!r}")
     have = embedding_columns(table.schema)
     if strategy == "diverse" and column != EMBEDDING_COLUMN and column not in have:
         raise SelectionError(

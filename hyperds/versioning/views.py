@@ -35,6 +35,8 @@ from .diff import DIFF_COLUMNS, ViewDiff, diff_manifests
 from .labelmap import LabelMap
 from .manifest import DIGEST_COLUMNS, SubQuery, ViewSpec, digest, resolve
 from .splits import SplitSpec
+from .identity import check_pins, dataset_id
+from .view_checks import check_column_types
 
 if TYPE_CHECKING:
     from ..export import ExportResult
@@ -60,6 +62,7 @@ def create_view(
     """Create, or redefine, the draft of view `name`; every sub-query is validated against every dataset."""
     cat.check_view_name(name)
     spec = _spec(store, query, datasets, label_map, unknown_labels, weights, split)
+    check_column_types(name, {n: h.schema for n, h in _open_current(store, spec.datasets).items()})
     existing = _published_versions(cat.read_rows(store, name=name, columns=["version", "status"]))
     row = _row(name, cat.DRAFT, cat.DRAFT, spec, {}, existing[-1] if existing else None, message)
     view = View(store, row)
@@ -165,6 +168,10 @@ class View:
         self._manifest: tuple[dict[str, int], list[str] | None, pa.Table] | None = None
         self._handles: dict[str, Any] = {}  # pinned Lance datasets, opened once per published view
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Pinned Lance handles carry the storage options, secrets included; reopened on use.
+        return {**self.__dict__, "_handles": {}}
+
     def __repr__(self) -> str:
         extra = f", {self.frame_count} frames" if self.published else ""
         return f"View({self.name!r}, {self.version!r}, {self.status}{extra})"
@@ -237,6 +244,8 @@ class View:
     def _pins_now(self) -> tuple[dict[str, int], dict[str, Any]]:
         """Pinned versions and their opened handles: the recorded pins, or (draft) each dataset's latest."""
         if self.published:
+            ids = {d["dataset"]: d["id"] for d in self._row.get("dataset_ids") or []}
+            check_pins(self.store, self.name, self.version, self._pins, ids, self._handles)
             return self._pins, self._handles
         handles = _open_current(self.store, self.spec.datasets)
         return {n: storage.version(h) for n, h in handles.items()}, handles
@@ -379,6 +388,7 @@ class View:
         try:
             handles = _open_current(store, spec.datasets)
             pins = {ds_name: storage.version(handle) for ds_name, handle in handles.items()}
+            check_column_types(name, {n: storage.schema(h) for n, h in handles.items()})
             for ds_name, handle in handles.items():
                 _tag(handle, tag, pins[ds_name])
                 tagged.append(ds_name)
@@ -386,7 +396,8 @@ class View:
             whole, parts = digest(manifest)
             row = _row(name, version, cat.PUBLISHED, spec, pins, existing[-1] if existing else None,
                        self.message if message is None else message, author)
-            row.update(frame_count=manifest.num_rows, digest=whole, parts=parts)
+            row.update(frame_count=manifest.num_rows, digest=whole, parts=parts,
+                       dataset_ids=[{"dataset": n, "id": dataset_id(h)} for n, h in sorted(handles.items())])
             cat.append_row(store, row)
         except BaseException:
             for ds_name in tagged:
@@ -405,6 +416,7 @@ class View:
         warnings = self._check_tags()
         actual_digest = actual_count = None
         try:
+            self._pins_now()  # the pinned datasets are still the ones recorded (versioning.identity)
             manifest = resolve(self.store, self.spec, self.pins, DIGEST_COLUMNS)
         except IntegrityError as exc:
             problems.append(str(exc))
@@ -546,9 +558,10 @@ def _spec(
     unknown = sorted(set(weights) - set(texts))
     if unknown:
         raise ViewError(f"weights name unknown sub-queries {unknown}; sub-queries are {sorted(texts)}")
-    bad = {k: w for k, w in weights.items() if not isinstance(w, (int, float)) or isinstance(w, bool) or not w > 0}
+    bad = {k: w for k, w in weights.items()
+           if not isinstance(w, (int, float)) or isinstance(w, bool) or not 0 < w < float("inf")}
     if bad:
-        raise ViewError(f"weights must be positive numbers, got {bad}")
+        raise ViewError(f"weights must be positive finite numbers, got {bad}")
     subs = []
     for sub_name, text in texts.items():
         first = handles[0].query(text)  # QueryError, positioned, before anything is stored
