@@ -142,6 +142,16 @@ def test_query_export_and_label_map(store, mica, tmp_path):
     store.create_view("mapped", "TRUE", datasets=["mica"], label_map={"Anas platyrhynchos": "duck"}).publish("1.0")
     store.view("mapped", "1.0").export("yolo", tmp_path / "y")
     assert (tmp_path / "y" / "data.yaml").read_text().endswith('names:\n  0: "duck"\n')
+    # a split view: one image list per split, named in data.yaml
+    store.create_view("split", "TRUE", datasets=["mica"],
+                      split={"by": "deployment", "fractions": {"train": 0.5, "val": 0.5}, "seed": 3}).publish("1.0")
+    split = store.view("split", "1.0")
+    split.export("yolo", tmp_path / "s")
+    data = (tmp_path / "s" / "data.yaml").read_text()
+    assert 'train: "train.txt"' in data and 'val: "val.txt"' in data
+    for name in ("train", "val"):
+        want = split.to_arrow(["uri"], split=name).column("uri").to_pylist()
+        assert (tmp_path / "s" / f"{name}.txt").read_text().split() == want
 
 
 def test_cli_export_and_audit(store, mica, tmp_path, capsys):
