@@ -32,13 +32,12 @@ import hyperds
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synth import DATA, SITES, _annotations, frames_batch  # noqa: E402
 
-VIEW = "export_bench"
-
-
 def make_store(store: hyperds.Store, name: str, n: int, batch_size: int = 250_000) -> None:
     """Dataset `name`: synth frames with exactly 2 annotations each, plus deployment and latitude/longitude
-    (Camtrap DP needs them), and a published view over all of it (reused when complete)."""
-    if name in store.datasets() and len(store.dataset(name)) == n and VIEW in set(store.views()["name"].to_pylist()):
+    (Camtrap DP needs them), and a published view of the same name over all of it (reused when complete)."""
+    if name in store.datasets() and len(store.dataset(name)) == n:
+        if name not in set(store.views()["name"].to_pylist()):
+            store.create_view(name, "TRUE", datasets=[name]).publish("1.0")
         return
     if name in store.datasets():
         store.drop_dataset(name)
@@ -58,11 +57,11 @@ def make_store(store: hyperds.Store, name: str, n: int, batch_size: int = 250_00
             batch = batch.append_column("longitude", pa.array([4.0 + lat[s] / 10 for s in site], pa.float64()))
             ds.add_frames(batch)
             bar.update(size)
-    store.create_view(VIEW, "TRUE", datasets=[name]).publish("1.0")
+    store.create_view(name, "TRUE", datasets=[name]).publish("1.0")
 
 
-def run_hyperds(store: hyperds.Store, fmt: str, out: Path, batch_size: int) -> dict:
-    view = store.view(VIEW, "1.0")
+def run_hyperds(store: hyperds.Store, fmt: str, out: Path, name: str, batch_size: int) -> dict:
+    view = store.view(name, "1.0")
     result = view.export(fmt, out, batch_size=batch_size, run_id=f"bench-{fmt}-{time.time_ns()}")
     return {"frames": result.frames, "annotations": result.annotations}
 
@@ -90,7 +89,7 @@ def _child(args: argparse.Namespace) -> None:
     store = hyperds.connect(args.store)
     out = Path(args.out)
     t0 = time.perf_counter()
-    counts = (run_hyperds(store, args.format, out, args.batch_size) if args.engine == "hyperds"
+    counts = (run_hyperds(store, args.format, out, args.name, args.batch_size) if args.engine == "hyperds"
               else run_polars(store, args.format, out, args.name))
     seconds = time.perf_counter() - t0
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())

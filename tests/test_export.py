@@ -139,6 +139,11 @@ def test_query_export_and_label_map(store, mica, tmp_path):
     prov = json.loads((tmp_path / "q" / "provenance.json").read_text())["hyperds"]["source"]
     assert prov["kind"] == "query" and prov["query"] == q.sql
     assert set(pl.read_csv(tmp_path / "q" / "annotations.csv", infer_schema=False)["frame_id"]) == set(q.frame_ids().to_pylist())
+    # a SELECT query exports what it selects (frame_id and uri are needed)
+    mica.query("SELECT frame_id, uri, captured_at FROM mica WHERE deployment = '00a2c20d'").export("csv", tmp_path / "sel")
+    assert pl.read_csv(tmp_path / "sel" / "annotations.csv", infer_schema=False).columns[:3] == ["frame_id", "uri", "captured_at"]
+    with pytest.raises(ExportError, match="does not select uri"):
+        mica.query("SELECT frame_id FROM mica").export("csv", tmp_path / "sel2")
     store.create_view("mapped", "TRUE", datasets=["mica"], label_map={"Anas platyrhynchos": "duck"}).publish("1.0")
     store.view("mapped", "1.0").export("yolo", tmp_path / "y")
     assert (tmp_path / "y" / "data.yaml").read_text().endswith('names:\n  0: "duck"\n')

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ExportError
 from .destination import Destination
-from .source import SourceInfo, count_rows, describe, iter_batches, resolved_uris
+from .source import SourceInfo, available_columns, count_rows, describe, iter_batches, resolved_uris
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ def export(source: Any, format: str, dest: str, **options: Any) -> ExportResult:
     ctx.folder = destination.stage()
     try:
         total = count_rows(source)
-        columns = writer_cls.columns or _all_columns(source)
+        columns = writer_cls.columns or available_columns(source, info)
         with tqdm(total=total, desc=f"export {format}", unit="frame", leave=False) as bar:
             for table in iter_batches(source, info, [*columns, "annotations", "dataset", "classes", "split"], batch_size):
                 frames, anns = split_rows(table, ctx)
@@ -213,12 +213,6 @@ def export(source: Any, format: str, dest: str, **options: Any) -> ExportResult:
     return result
 
 
-def _all_columns(source: Any) -> list[str]:
-    from .source import available_columns
-
-    return available_columns(source)
-
-
 def _prepass(source: Any, ctx: ExportContext, writer: Writer, batch_size: int) -> None:
     """Read the light columns of every row once: the writer's checks, and the sorted classes (from `classes`
     for a mapped view, else `labels`; the annotations themselves when rejected ones are included)."""
@@ -231,6 +225,8 @@ def _prepass(source: Any, ctx: ExportContext, writer: Writer, batch_size: int) -
     seen: set[str] = set()
     for rows in iter_batches(source, info, cols, batch_size):
         writer.precheck(rows)
+        if label_col not in rows.column_names:  # a SELECT query without them
+            continue
         values = pc.list_flatten(rows.column(label_col).combine_chunks())
         if label_col == "annotations":
             values = values.field("label")
