@@ -90,6 +90,7 @@ class Writer(Protocol):
     name: ClassVar[str]
     precheck_columns: ClassVar[tuple[str, ...]]
     columns: ClassVar[tuple[str, ...] | None]  # frame columns to read (None: all)
+    option_names: ClassVar[tuple[str, ...]]  # options of this format (besides include_rejected, image_root)
 
     def __init__(self, ctx: ExportContext) -> None: ...
     def precheck(self, rows: pa.Table) -> None: ...
@@ -180,11 +181,11 @@ def export(source: Any, format: str, dest: str, **options: Any) -> ExportResult:
     destination.check()
     prov = provenance(info, format, exported_at, options)
     ctx = ExportContext(info=info, folder=Path("."), provenance=prov, options=options)
+    takes = {*writer_cls.option_names, "include_rejected", "image_root"}
+    if set(options) - takes:
+        raise ExportError(f"unknown option(s) {sorted(set(options) - takes)} for format {format!r}; it takes "
+                          f"{sorted(takes)} and overwrite, batch_size, exported_at, storage_options, run_id")
     writer: Writer = writer_cls(ctx)
-    unknown = set(options) - set(getattr(writer_cls, "option_names", ())) - {"include_rejected", "image_root"}
-    if unknown:
-        raise ExportError(f"unknown option(s) {sorted(unknown)} for format {format!r}; "
-                          f"it takes {sorted({*getattr(writer_cls, 'option_names', ()), 'include_rejected', 'image_root'})}")
     _prepass(source, ctx, writer, batch_size)
     ctx.folder = destination.stage()
     try:
