@@ -72,21 +72,16 @@ def pillow_rate(paths: list[Path], draft: bool) -> tuple[float, float]:
 
 
 # -- (b), (c), (d) through DataLoader ----------------------------------------------------------
-class _Manifest:
-    """A plain Arrow frames manifest (what a view's to_arrow() returns)."""
-
-    def __init__(self, uris: list[str]):
-        n = len(uris)
-        self.table = pa.table(
-            {
-                "frame_id": [f"f{i}" for i in range(n)],
-                "uri": uris,
-                "labels": pa.array([["animal"]] * n, pa.list_(pa.string())),
-            }
-        )
-
-    def to_arrow(self) -> pa.Table:
-        return self.table
+def _manifest(uris: list[str]) -> pa.Table:
+    """A plain Arrow table of frames (what a view's to_arrow() returns); FrameDataset takes it as it is."""
+    n = len(uris)
+    return pa.table(
+        {
+            "frame_id": [f"f{i}" for i in range(n)],
+            "uri": uris,
+            "labels": pa.array([["animal"]] * n, pa.list_(pa.string())),
+        }
+    )
 
 
 class NaiveS3Dataset(Dataset):
@@ -239,8 +234,7 @@ def synthetic_manifest(n: int) -> pa.Table:
 
 def manifest_rows(n: int) -> list[str]:
     table = synthetic_manifest(n)
-    source = _Manifest([])
-    source.table = table
+    source = table
     rows = []
     rss0 = _status_kb("VmRSS")
     try:
@@ -302,13 +296,13 @@ def image_rows(args: argparse.Namespace) -> list[str]:
             label = f"{name} ({len(paths)} files, {mb:.2f} MB avg, {len(epoch)}/epoch)"
             (full, full_ms), (draft, draft_ms) = pillow_rate(epoch, False), pillow_rate(epoch, True)
             local, local_ms = loader_rate(
-                FrameDataset(_Manifest([str(p) for p in epoch]), transform=TRANSFORM), args.workers, args.epochs, proc.pid
+                FrameDataset(_manifest([str(p) for p in epoch]), transform=TRANSFORM), args.workers, args.epochs, proc.pid
             )
             local8, local8_ms = loader_rate(
-                FrameDataset(_Manifest([str(p) for p in epoch]), transform=TRANSFORM_U8), args.workers, args.epochs, proc.pid
+                FrameDataset(_manifest([str(p) for p in epoch]), transform=TRANSFORM_U8), args.workers, args.epochs, proc.pid
             )
             s3, s3_ms = loader_rate(
-                FrameDataset(_Manifest([f"s3://{k}" for k in keys]), transform=TRANSFORM, storage_options={"endpoint_url": endpoint}),
+                FrameDataset(_manifest([f"s3://{k}" for k in keys]), transform=TRANSFORM, storage_options={"endpoint_url": endpoint}),
                 args.workers,
                 args.epochs,
                 proc.pid,

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 
 import hyperds
 from hyperds.frames.importers import import_camtrap_dp, import_megadetector
-from hyperds.loaders.torch import FrameDataset
+from hyperds import FrameDataset
 from hyperds.loaders.transforms import Compose, Resize, ToTensor
 
 DATA = Path(__file__).resolve().parent / "data"

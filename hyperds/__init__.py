@@ -1,4 +1,12 @@
-"""hyperds: a queryable, versioned hyper-dataset store for computer-vision data."""
+"""hyperds: a queryable, versioned hyper-dataset store for computer-vision data.
+
+The public API is what `__all__` lists: the store (Store, connect), its datasets, queries and views
+(Dataset, Query, View, view), the FrameSource protocol they share, and every error. The training
+loaders FrameDataset / IterableFrameDataset are the torch extra (`pip install 'hyperds[torch]'`),
+imported on first use; without torch, reaching them raises MissingExtraError naming the extra.
+Public subpackages: hyperds.frames.importers, hyperds.loaders (torch, transforms), hyperds.query,
+hyperds.distributed (the ray extra). Other modules are internal.
+"""
 
 from __future__ import annotations
 
@@ -11,35 +19,62 @@ from .errors import (
     CorrectionError,
     DatasetExistsError,
     DatasetNotFoundError,
+    DuplicateFrameError,
     EmbeddingError,
+    FrameNotFoundError,
     HyperdsError,
     ImageLoadError,
     IngestError,
     IntegrityError,
+    LoaderError,
+    MissingExtraError,
+    OutputError,
     PredictionError,
     QueryError,
     SchemaError,
     SelectionError,
     SourceFormatError,
+    StoreError,
+    VersionNotFoundError,
     ViewError,
     ViewExistsError,
     ViewImmutableError,
     ViewNotFoundError,
 )
+from .source import FrameSource
 from .store import Store, connect
 
 if TYPE_CHECKING:
+    from .loaders.torch import FrameDataset, IterableFrameDataset
+    from .query.query import Query
     from .versioning.views import View
 
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> object:
-    # View is imported on first use: it pulls in the query engine, which plain imports do not need.
+    # Imported on first use: View and Query pull in the query engine, which plain imports do not
+    # need; the loaders need torch (an extra), so `import hyperds` works without it.
     if name == "View":
         from .versioning.views import View
 
         return View
+    if name == "evaluate":  # a callable package: hyperds.evaluate(view, "MDv5a@5.0")
+        import importlib
+
+        return importlib.import_module(f"{__name__}.evaluate")
+    if name == "Query":
+        from .query.query import Query
+
+        return Query
+    if name == "FrameDataset":
+        from .loaders.torch import FrameDataset  # MissingExtraError names the extra when torch is absent
+
+        return FrameDataset
+    if name == "IterableFrameDataset":
+        from .loaders.torch import IterableFrameDataset
+
+        return IterableFrameDataset
     raise AttributeError(f"module 'hyperds' has no attribute {name!r}")
 
 
@@ -48,28 +83,41 @@ def view(name: str, version: str | None = None, store: Store | str | os.PathLike
     handle = store if isinstance(store, Store) else connect(store)
     return handle.view(name, version)
 
+
 __all__ = [
     "ConflictError",
     "CorrectionError",
     "Dataset",
     "DatasetExistsError",
     "DatasetNotFoundError",
+    "DuplicateFrameError",
     "EmbeddingError",
+    "FrameDataset",
+    "FrameNotFoundError",
+    "FrameSource",
     "HyperdsError",
     "ImageLoadError",
     "IngestError",
     "IntegrityError",
+    "IterableFrameDataset",
+    "LoaderError",
+    "MissingExtraError",
+    "OutputError",
     "PredictionError",
+    "Query",
     "QueryError",
     "SchemaError",
     "SelectionError",
     "SourceFormatError",
     "Store",
+    "StoreError",
+    "VersionNotFoundError",
     "View",
     "ViewError",
     "ViewExistsError",
     "ViewImmutableError",
     "ViewNotFoundError",
     "connect",
+    "evaluate",
     "view",
 ]

@@ -1,6 +1,6 @@
 """Scale-out on Ray Data: run a model over a view's frames on many workers, commit predictions once.
 
-`to_ray` turns anything with `to_arrow()` (View, Dataset, Query) into a Ray dataset of its manifest;
+`to_ray` turns a FrameSource (View, Dataset, Query; see hyperds.source) into a Ray dataset of its rows;
 `predict` maps a user model over it with `map_batches` and writes the predictions back as one commit;
 `ray_header_reader` distributes ingest's image header reads the same way. Ray is the extra `hyperds[ray]`.
 """
@@ -17,12 +17,11 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import HyperdsError
+from .errors import MissingExtraError, PredictionError
 from .frames.headers import DEFAULT_BLOCK, read_headers
-from .frames.table import FrameTable
 from .frames.uris import resolve_uris
 from .fsio import open_filesystem, without_secrets
-from .loaders.manifest import read_manifest, source_roots
+from .source import single_root
 from .versioning.predictions import PredictionResult, check_model
 
 if TYPE_CHECKING:
@@ -30,6 +29,9 @@ if TYPE_CHECKING:
 
     from .dataset import Dataset
     from .frames.ingest import HeaderReader
+    from .source import FrameSource
+
+__all__ = ["predict", "ray_header_reader", "to_ray"]
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ def _ray() -> Any:
         import ray
         import ray.data  # noqa: F401
     except ImportError as exc:
-        raise HyperdsError("Ray is not installed; install the extra: pip install 'hyperds[ray]'") from exc
+        raise MissingExtraError("the Ray adapter (hyperds.distributed)", "ray", "Ray") from exc
     return ray
 
 
@@ -51,17 +53,14 @@ def _blocks(table: pa.Table, batch_size: int) -> list[pa.Table]:
     return [table.slice(i * batch_size, batch_size) for i in range(n)]
 
 
-def _target(source: Any, dataset: Dataset | None) -> Dataset:
+def _target(source: FrameSource | pa.Table, dataset: Dataset | None) -> Dataset:
     """The writable dataset predictions go to: `dataset`, else the one dataset `source` reads."""
     if dataset is not None:
         return dataset.store.dataset(dataset.name)
-    table = source if isinstance(source, FrameTable) else getattr(source, "table", None)
-    if isinstance(table, FrameTable):
-        return table.store.dataset(table.name)
-    names = list(getattr(source, "datasets", None) or [])
-    if len(names) == 1 and hasattr(source, "store"):
+    names = [] if isinstance(source, pa.Table) else list(source.pins)
+    if len(names) == 1:
         return source.store.dataset(names[0])
-    raise HyperdsError(
+    raise PredictionError(
         f"cannot tell which dataset to write predictions to from {type(source).__name__}"
         + (f" (it reads {names})" if names else "")
         + "; pass dataset=store.dataset(NAME)"
@@ -69,18 +68,27 @@ def _target(source: Any, dataset: Dataset | None) -> Dataset:
 
 
 def to_ray(
-    source: Any, columns: Sequence[str] | None = None, batch_size: int = 64, dataset: Dataset | None = None
+    source: FrameSource | pa.Table, columns: Sequence[str] | None = None, batch_size: int = 64,
+    dataset: Dataset | None = None,
 ) -> ray.data.Dataset:
-    """A Ray dataset of `source`'s frames: its Arrow manifest (`uri`s made absolute), in blocks of `batch_size` rows.
+    """A Ray dataset of `source`'s frames (a FrameSource, or a pyarrow Table of frames with absolute or
+    rootless URIs): its rows with `uri`s made absolute, in blocks of `batch_size` rows.
 
     With `dataset`, only that dataset's frames of a multi-dataset view. Only `columns` are read.
     """
     ray = _ray()
-    roots = {dataset.name: dataset.root} if dataset is not None else source_roots(source)
-    names = getattr(source, "datasets", None)
-    keyed = isinstance(names, (list, tuple)) and bool(names) and (dataset is not None or len(roots) > 1)
+    spans = [] if isinstance(source, pa.Table) else list(source.pins)
+    keyed = len(spans) > 1  # rows name their dataset (a View's `dataset` column)
+    if dataset is not None:
+        roots = {dataset.name: dataset.root}
+    else:
+        roots = {"": None} if isinstance(source, pa.Table) else source.roots()
+        keyed = keyed and not single_root(roots)[0]
     wanted = None if columns is None else list(dict.fromkeys([*columns, *(["dataset"] if keyed else [])]))
-    table = read_manifest(source, wanted)
+    if isinstance(source, pa.Table):
+        table = source if wanted is None else source.select(wanted)
+    else:
+        table = source.to_arrow(wanted)
     if dataset is not None and keyed:
         table = table.filter(pc.equal(table.column("dataset"), dataset.name))
     if "uri" in table.column_names:
@@ -91,9 +99,10 @@ def to_ray(
 
 
 def _absolute_uris(table: pa.Table, roots: dict[str, str | None]) -> pa.Array:
-    """The `uri` column resolved against each row's dataset root (`roots` as loaders.manifest.source_roots)."""
-    if len(roots) == 1:
-        return resolve_uris(table.column("uri"), next(iter(roots.values())))
+    """The `uri` column resolved against each row's dataset root (`roots` as FrameSource.roots())."""
+    one, root = single_root(roots)
+    if one:
+        return resolve_uris(table.column("uri"), root)
     which, uris = table.column("dataset").combine_chunks(), table.column("uri").combine_chunks()
     out = uris
     for name, root in roots.items():
@@ -124,7 +133,7 @@ class _Actor:
 
 
 def predict(
-    source: Any,
+    source: FrameSource | pa.Table,
     model_fn: ModelFn,
     model: str,
     run_id: str | None = None,

@@ -7,6 +7,34 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+__all__ = [
+    "ConflictError",
+    "CorrectionError",
+    "DatasetExistsError",
+    "DatasetNotFoundError",
+    "DuplicateFrameError",
+    "EmbeddingError",
+    "FrameNotFoundError",
+    "HyperdsError",
+    "ImageLoadError",
+    "IngestError",
+    "IntegrityError",
+    "LoaderError",
+    "MissingExtraError",
+    "OutputError",
+    "PredictionError",
+    "QueryError",
+    "SchemaError",
+    "SelectionError",
+    "SourceFormatError",
+    "StoreError",
+    "VersionNotFoundError",
+    "ViewError",
+    "ViewExistsError",
+    "ViewImmutableError",
+    "ViewNotFoundError",
+]
+
 
 class HyperdsError(Exception):
     """Root of every error hyperds raises on purpose."""
@@ -31,6 +59,10 @@ class DatasetNotFoundError(HyperdsError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
+
+
+class VersionNotFoundError(HyperdsError):
+    """A dataset version that does not exist (never written, or removed by cleanup); lists those available."""
 
 
 class DatasetExistsError(HyperdsError):
@@ -147,6 +179,10 @@ class ConflictError(HyperdsError):
         super().__init__(message)
 
 
+class OutputError(HyperdsError):
+    """A result (CLI output file) that cannot be written where asked."""
+
+
 class ImageLoadError(HyperdsError):
     """An image that cannot be fetched or decoded; names the frame and its URI."""
 
@@ -172,6 +208,14 @@ class SelectionError(HyperdsError):
     """A review-queue or active-learning selection request that cannot be met (bad strategy, k, threshold)."""
 
 
+class MissingExtraError(HyperdsError, ImportError):
+    """A feature whose optional dependencies are not installed; names the extra to install (hyperds[torch], ...)."""
+
+    def __init__(self, feature: str, extra: str, missing: str):
+        self.extra = extra
+        super().__init__(f"{feature} needs {missing}, which is not installed; install the extra: pip install 'hyperds[{extra}]'")
+
+
 class LoaderError(HyperdsError):
     """A training loader that cannot be built as asked (unknown target or unit, a column it needs, labels)."""
 
@@ -180,5 +224,7 @@ class PredictionError(CorrectionError):
     """Model predictions that cannot be added (no model version, unknown frames, boxes outside the image)."""
 
 
+class EvaluationError(HyperdsError):
+    """A model evaluation that cannot run as asked (no predictions or truth in the view, an unknown class)."""
 class ExportError(HyperdsError):
     """An export that cannot be written (unknown format, destination not empty, frames the format cannot hold)."""

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
 
 from ..errors import ViewError
-from ._common import add_output_args, open_store, write_table
+from ._common import add_output_args, json_arg, open_store, write_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -104,16 +103,7 @@ def _create(args: argparse.Namespace) -> int:
             split = {"by": args.split_by, "fractions": fractions, "seed": args.seed}
     except ValueError as exc:
         raise ViewError(f"weights and split fractions must be numbers: {exc}") from exc
-    label_map = None
-    if args.label_map:
-        try:
-            text = Path(args.label_map).read_text() if args.label_map.endswith(".json") else args.label_map
-        except OSError as exc:
-            raise ViewError(f"cannot read --label-map file {args.label_map}: {exc.strerror}") from exc
-        try:
-            label_map = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ViewError(f"--label-map is not valid JSON: {exc}") from exc
+    label_map = json_arg(args.label_map, "--label-map", ViewError)
     view = open_store(args).create_view(args.name, query, datasets=args.dataset, label_map=label_map,
                                         weights=weights or None, split=split, message=args.message,
                                         unknown_labels=args.unknown_labels)
@@ -139,9 +129,10 @@ def _show(args: argparse.Namespace) -> int:
     print(f"view {view.name} {view.version} ({view.status})")
     for name, sql in view.queries.items():
         print(f"  query {name} (weight {view.weights[name]:g}): {sql}")
-    print(f"  datasets: {', '.join(f'{d}@{view.pins[d]}' if d in view.pins else d for d in view.datasets)}")
+    pins = view.pins if view.published else {}  # a draft reads each dataset's latest version
+    print(f"  datasets: {', '.join(f'{d}@{pins[d]}' if d in pins else d for d in view.datasets)}")
     if view.label_map is not None:
-        print(f"  label map ({view.unknown_labels} unknown labels): {json.dumps(view.label_map, sort_keys=True)}")
+        print(f"  label map ({view.unknown_labels} unknown labels): {json.dumps(view.label_map.as_dict(), sort_keys=True)}")
     if view.split_spec is not None:
         print(f"  split: {json.dumps(view.split_spec.to_dict())}")
     if view.published:

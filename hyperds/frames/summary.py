@@ -6,6 +6,8 @@ import polars as pl
 
 from .table import FrameTable
 
+__all__ = ["explode_annotations", "summarize"]
+
 
 def explode_annotations(frames: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame | pl.DataFrame:
     """One row per annotation of `frames` (eager or lazy): frame_id plus every annotation field."""

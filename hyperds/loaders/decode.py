@@ -2,6 +2,7 @@
 
 EXIF orientation is applied, every colour mode becomes RGB, and JPEGs decode at a reduced scale
 (`draft()`) when the caller only needs a smaller image, which is most of the cost saved.
+Internal to hyperds.loaders (the image pipeline's decode step).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 File systems are created lazily in each process (s3fs is not fork-safe), one per protocol, and may
 be wrapped in an on-disk cache for repeated epochs.
+Internal to hyperds.loaders (the image pipeline's fetch step).
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+__all__ = ["CenterCrop", "Compose", "Normalize", "RandomHorizontalFlip", "RandomResizedCrop", "Resize", "ToTensor"]
+
 Boxes = torch.Tensor
 
 

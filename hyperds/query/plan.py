@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from ..frames.table import sql_literal
 from . import ast as a
+from .lance_sql import sql_literal
 
 _REJECTED = "rejected"
 # SQL words a column may be named after; such names are quoted in Lance filters

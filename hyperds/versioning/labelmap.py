@@ -6,8 +6,9 @@ to resolve while any frame carries one. With a map, a frame left without any cla
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 import polars as pl
 import pyarrow as pa
@@ -18,8 +19,12 @@ UNKNOWN_POLICIES = ("drop", "keep", "error")
 
 
 @dataclass(frozen=True)
-class LabelMap:
-    """Source label -> class name, and what to do with labels the map does not name."""
+class LabelMap(Mapping[str, str]):
+    """Source label -> class name, and what to do with labels the map does not name.
+
+    Read as a Mapping it answers the rule itself: with unknown='keep' any label not in the map maps
+    to itself (`len` and iteration cover only the map's own entries).
+    """
 
     mapping: tuple[tuple[str, str], ...]
     unknown: str = "drop"
@@ -37,8 +42,38 @@ class LabelMap:
             raise ViewError(f"label_map keys and values must be non-empty strings; bad entries: {bad[:5]}")
         return cls(tuple(sorted(label_map.items())), unknown)
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self, seen: Iterable[str | None] = ()) -> dict[str, str]:
+        """The map as a dict; with unknown='keep', plus every label of `seen` not in it, mapped to itself
+        (the one place the keep rule is spelled out: View.classes and the loaders use it)."""
+        out = dict(self.mapping)
+        if self.unknown == "keep":
+            out.update({s: s for s in seen if s is not None and s not in out})
+        return out
+
+    @cached_property
+    def _dict(self) -> dict[str, str]:
         return dict(self.mapping)
+
+    def __getitem__(self, label: str) -> str:
+        if label in self._dict:
+            return self._dict[label]
+        if self.unknown == "keep" and isinstance(label, str):
+            return label
+        raise KeyError(label)
+
+    def __contains__(self, label: object) -> bool:
+        return label in self._dict or (self.unknown == "keep" and isinstance(label, str))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._dict)
+
+    def __len__(self) -> int:
+        return len(self._dict)
+
+    @property
+    def targets(self) -> list[str]:
+        """The sorted distinct classes the map names."""
+        return sorted(set(self._dict.values()))
 
     def apply(self, labels: pa.ChunkedArray | pa.Array) -> pa.Array:
         """Map a list<string> column of source labels to sorted, distinct class lists (vectorised)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,9 @@ from ..errors import (
     ViewImmutableError,
     ViewNotFoundError,
 )
-from ..frames.table import sql_literal
+from .. import storage
+from ..query.lance_sql import all_of, eq
+from ..source import DEFAULT_BATCH_SIZE
 from . import catalog as cat
 from .diff import DIFF_COLUMNS, ViewDiff, diff_manifests
 from .labelmap import LabelMap
@@ -102,11 +104,11 @@ def list_views(store: Store) -> pa.Table:
 
 def runs(store: Store, view: str | None = None, version: str | None = None) -> pa.Table:
     """Recorded runs, oldest first, optionally of one view (and version)."""
-    clauses = [f"{col} = {sql_literal(val)}" for col, val in (("view", view), ("version", version)) if val is not None]
+    clauses = [eq(col, val) for col, val in (("view", view), ("version", version)) if val is not None]
     handle = cat.existing(store, cat.RUNS)
     if handle is None:
         return cat.RUNS_SCHEMA.empty_table()
-    table = handle.to_table(filter=" AND ".join(clauses) or None)
+    table = storage.scan.read(handle, filter=all_of(*clauses))
     return table.sort_by([("recorded_at", "ascending"), ("run_id", "ascending")])
 
 
@@ -139,7 +141,11 @@ class VerifyReport:
 
 
 class View:
-    """One version (or the draft) of a named view; frames are resolved on first use."""
+    """One version (or the draft) of a named view; frames are resolved on first use.
+
+    A FrameSource (hyperds.source): it owns the rules its consumers share — the label map and its
+    classes, the splits, and each dataset's root — so loaders and exports ask it instead of re-deriving them.
+    """
 
     def __init__(self, store: Store, row: dict[str, Any]):
         self.store = store
@@ -148,13 +154,15 @@ class View:
         self.version: str = row["version"]
         self.status: str = row["status"]
         self.spec = _spec_from_row(row)
-        self.pins: dict[str, int] = {d["dataset"]: d["version"] for d in row["datasets"] if d["version"] is not None}
+        self._pins: dict[str, int] = {d["dataset"]: d["version"] for d in row["datasets"] if d["version"] is not None}
         self.frame_count: int | None = row["frame_count"]
         self.created_by: str | None = row["created_by"]
         self.created_at: dt.datetime | None = row["created_at"]
         self.message: str | None = row["message"]
         self._parent: str | None = row["parent"]
-        self._manifest: pa.Table | None = None
+        # The last resolved (whole-view, unsplit) table and the pins it was resolved at: a later read of
+        # some of its columns at the same pins reuses it (a loader's rows, then its classes: one resolve).
+        self._manifest: tuple[dict[str, int], list[str] | None, pa.Table] | None = None
         self._handles: dict[str, Any] = {}  # pinned Lance datasets, opened once per published view
 
     def __repr__(self) -> str:
@@ -194,33 +202,44 @@ class View:
         return self.spec.label_map.unknown if self.spec.label_map else None
 
     @property
-    def label_map(self) -> dict[str, str] | None:
-        """Source label -> class. With unknown_labels='keep', unmapped labels of the view map to themselves."""
-        lm = self.spec.label_map
-        if lm is None:
-            return None
-        mapping = lm.as_dict()
-        if lm.unknown == "keep":
-            seen = pc.list_flatten(self.to_arrow(["labels"]).column("labels")).unique().to_pylist()
-            mapping.update({s: s for s in seen if s is not None and s not in mapping})
-        return mapping
+    def pins(self) -> dict[str, int]:
+        """Dataset name -> Lance version read: the recorded pins, or (draft) each dataset's latest now."""
+        return self._pins if self.published else self._pins_now()[0]
+
+    @property
+    def label_map(self) -> LabelMap | None:
+        """Source label -> class (a Mapping; with unknown_labels='keep' an unmapped label maps to itself)."""
+        return self.spec.label_map
 
     @property
     def classes(self) -> list[str]:
-        """Sorted class names: the label map's targets (stable across versions), else the labels seen."""
+        """Sorted class names: the label map's targets (stable across versions), plus with
+        unknown_labels='keep' every class the view holds in any split; without a map, the labels seen."""
         lm = self.spec.label_map
         if lm is not None and lm.unknown != "keep":
-            return sorted({t for _, t in lm.mapping})
+            return lm.targets
         flat = pc.list_flatten(self.to_arrow(["classes"]).column("classes"))
-        return sorted(v for v in flat.unique().to_pylist() if v is not None)
+        seen = flat.unique().to_pylist()
+        if lm is not None:
+            return sorted(set(lm.as_dict(seen).values()))
+        return sorted(v for v in seen if v is not None)
+
+    @property
+    def splits(self) -> list[str]:
+        """The split names, in definition order ([] without a split)."""
+        return [n for n, _ in self.spec.split.fractions] if self.spec.split is not None else []
+
+    def roots(self) -> dict[str, str | None]:
+        """Dataset name -> the root its relative URIs resolve against (each dataset's own)."""
+        return {name: self.store.dataset(name).root for name in self.spec.datasets}
 
     # -- resolution ------------------------------------------------------------------------
     def _pins_now(self) -> tuple[dict[str, int], dict[str, Any]]:
         """Pinned versions and their opened handles: the recorded pins, or (draft) each dataset's latest."""
         if self.published:
-            return self.pins, self._handles
+            return self._pins, self._handles
         handles = _open_current(self.store, self.spec.datasets)
-        return {n: h.version for n, h in handles.items()}, handles
+        return {n: storage.version(h) for n, h in handles.items()}, handles
 
     def to_arrow(self, columns: Sequence[str] | None = None, split: str | None = None) -> pa.Table:
         """The manifest (one row per frame, ordered by dataset, frame_id), optionally projected / one split."""
@@ -229,17 +248,22 @@ class View:
             self.check_split(split)
             want = cols
             cols = None if cols is None else list(dict.fromkeys([*cols, "split"]))
-        if self._manifest is not None:
-            table = self._manifest if cols is None else self._manifest.select(cols)
+        pins, handles = self._pins_now()
+        if self._manifest is not None and _covers(self._manifest, pins, cols):
+            table = self._manifest[2] if cols is None else self._manifest[2].select(cols)
         else:
-            pins, handles = self._pins_now()
             table = resolve(self.store, self.spec, pins, cols, handles)
-            if cols is None and self.published:
-                self._manifest = table
+            self._manifest = (pins, cols, table)
         if split is not None:
             table = table.filter(pc.equal(table.column("split"), split))
             table = table if want is None else table.select(want)
         return table
+
+    def to_batches(
+        self, columns: Sequence[str] | None = None, *, batch_size: int = DEFAULT_BATCH_SIZE, split: str | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        """to_arrow() in record batches of at most `batch_size` rows (a view resolves whole, then slices)."""
+        yield from self.to_arrow(columns, split).to_batches(max_chunksize=batch_size)
 
     def to_polars(self, columns: Sequence[str] | None = None, split: str | None = None) -> pl.DataFrame:
         """to_arrow() as a polars DataFrame."""
@@ -345,10 +369,8 @@ class View:
         tag = cat.tag_name(name, version)
         views = cat.views_table(store)
         try:
-            views.tags.create(tag, _lock_version(views))
-        except ValueError as exc:
-            if "already exists" not in str(exc).lower():
-                raise
+            storage.tags.create_tag(views, tag, _lock_version(views))
+        except storage.Exists as exc:
             raise ViewExistsError(
                 f"view {name!r} version {version} was just published, or is being published, by another process "
                 "(an interrupted publish frees the version after store.cleanup() once 15 minutes have passed)"
@@ -356,7 +378,7 @@ class View:
         tagged: list[str] = []
         try:
             handles = _open_current(store, spec.datasets)
-            pins = {ds_name: handle.version for ds_name, handle in handles.items()}
+            pins = {ds_name: storage.version(handle) for ds_name, handle in handles.items()}
             for ds_name, handle in handles.items():
                 _tag(handle, tag, pins[ds_name])
                 tagged.append(ds_name)
@@ -368,8 +390,8 @@ class View:
             cat.append_row(store, row)
         except BaseException:
             for ds_name in tagged:
-                handles[ds_name].tags.delete(tag)
-            cat.views_table(store).tags.delete(tag)
+                storage.tags.delete_tag(handles[ds_name], tag)
+            storage.tags.delete_tag(cat.views_table(store), tag)
             raise
         log.info("published view %s %s: %d frames, digest %s", name, version, row["frame_count"], whole)
         return View(store, row)
@@ -404,13 +426,19 @@ class View:
         for ds_name, pin in self.pins.items():
             if ds_name not in have:
                 continue  # resolution reports it
-            tags = self.store.open_lance(ds_name).tags.list()
+            tags = storage.tags.list_tags(self.store.open_lance(ds_name))
             if tag not in tags:
                 out.append(f"dataset {ds_name!r} has no tag {tag!r}: cleanup could remove version {pin}; "
                            "store.cleanup() re-creates it")
-            elif tags[tag]["version"] != pin:
-                out.append(f"tag {tag!r} of dataset {ds_name!r} points at version {tags[tag]['version']}, not {pin}")
+            elif tags[tag].version != pin:
+                out.append(f"tag {tag!r} of dataset {ds_name!r} points at version {tags[tag].version}, not {pin}")
         return out
+
+    def evaluate(self, predictions: str, truth: str | None = None, iou: float = 0.5, **options: Any) -> Any:
+        """Score a model on this view's pinned frames (hyperds.evaluate); recorded in `_runs` when published."""
+        from ..evaluate import evaluate
+
+        return evaluate(self, predictions, truth=truth, iou=iou, **options)
 
     def export(self, format: str, dest: str, **options: Any) -> ExportResult:
         """Write this version's frames and annotations to `dest` (folder or s3:// prefix) as `format`
@@ -435,10 +463,16 @@ class View:
             "frame_count": self.frame_count, "recorded_at": _now(), "user": user or cat.current_user(),
             "host": cat.current_host(), "info": info_text,
         }
-        cat.runs_table(self.store).insert(pa.Table.from_pylist([row], schema=cat.RUNS_SCHEMA))
+        storage.writes.append(cat.runs_table(self.store), pa.Table.from_pylist([row], schema=cat.RUNS_SCHEMA))
 
 
 # -- helpers -----------------------------------------------------------------------------------
+def _covers(cached: tuple[dict[str, int], list[str] | None, pa.Table], pins: dict[str, int], cols: list[str] | None) -> bool:
+    """Whether a cached resolve (pins, its columns or None for all, table) answers a read of `cols` at `pins`."""
+    have_pins, have_cols, _ = cached
+    return have_pins == pins and (have_cols is None or (cols is not None and set(cols) <= set(have_cols)))
+
+
 def _open_current(store: Store, datasets: Sequence[str]) -> dict[str, Any]:
     """Each dataset opened at its latest version (resolve and publish reuse these handles)."""
     have = store.datasets()
@@ -453,15 +487,13 @@ def _lock_version(views: Any) -> int:
 
     One tagged version for all publishes, so cleanup's compaction can drop every other version.
     """
-    held = [info["version"] for tag, info in views.tags.list().items() if tag.startswith("view.")]
-    return min(held, default=views.version)
+    held = [info.version for tag, info in storage.tags.list_tags(views).items() if tag.startswith("view.")]
+    return min(held, default=storage.version(views))
 
 
 def _tag(ds: Any, tag: str, version: int) -> None:
-    try:
-        ds.tags.create(tag, version)
-    except ValueError:  # left by a publish interrupted before its catalog row; we hold the lock now
-        ds.tags.update(tag, version)
+    # create, or move a tag left by a publish interrupted before its catalog row: we hold the lock now
+    storage.tags.set_tag(ds, tag, version)
 
 
 def _now() -> dt.datetime:

@@ -1,100 +1,43 @@
-"""The loader's manifest: a view's Arrow frames turned into flat numpy indices, with no per-row objects.
+"""The loader's index arrays: a source's Arrow frames turned into flat numpy indices, with no per-row objects.
 
-Built once per dataset with vectorised Arrow compute: class ids per frame (a CSR list), annotation
+Built once per loader with vectorised Arrow compute: class ids per frame (a CSR list), annotation
 boxes per frame, and sequence (burst) membership. Forked workers share these pages unchanged.
+(Not the view manifest: that is versioning.manifest.) Internal to hyperds.loaders.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import DatasetNotFoundError, LoaderError
+from ..errors import LoaderError
+
+if TYPE_CHECKING:
+    from ..source import FrameSource
 
 
-def source_store(source: Any) -> Any:
-    """The Store behind a Dataset or View (`.store`) or a Query (`.table.store`); None for a plain table."""
-    return getattr(source, "store", None) or getattr(getattr(source, "table", None), "store", None)
-
-
-def source_roots(source: Any) -> dict[str, str | None]:
-    """Root that relative URIs resolve against, per dataset name ('' when the source is one dataset).
-
-    A Dataset has `.root`, a Query `.table.root`; a View spanning datasets gets each dataset's own root.
-    """
-    for holder in (source, getattr(source, "table", None)):
-        if holder is not None and hasattr(holder, "root"):
-            return {"": holder.root}
-    store, names = source_store(source), getattr(source, "datasets", None)
-    if store is not None and isinstance(names, (list, tuple)) and names:
-        from ..frames.table import FrameTable
-
-        existing = store.datasets()  # listed once; each root is read from its table's schema
-        for name in names:
-            if name not in existing:
-                raise DatasetNotFoundError(name, existing, store.uri)
-        roots = {name: FrameTable(store, name).root for name in names}
-        return roots if len(set(roots.values())) > 1 else {"": next(iter(roots.values()))}
-    return {"": None}
-
-
-def view_label_map(source: Any) -> Any:
-    """The LabelMap a View source's definition holds (None for other sources, or a view without one)."""
-    return getattr(getattr(source, "spec", None), "label_map", None)
-
-
-def read_view_manifest(
-    source: Any, columns: Sequence[str] | None, split: str | None, label_map: Any
-) -> tuple[pa.Table, dict[str, str], list[str]]:
-    """read_manifest of a View with a label map (its `classes` among `columns`), the map from raw label
-    to class and the sorted class names, with one resolve of the view.
-
-    With unknown_labels='keep' every label the view holds (in all splits, so each split's loader numbers
-    them alike) is a class too; the split is then taken here from the whole manifest.
-    """
-    keep = label_map.unknown == "keep"
-    if keep and split is not None:
-        source.check_split(split)
-        whole = read_manifest(source, None if columns is None else [*columns, "split"])
-        table = whole.filter(pc.equal(whole.column("split"), split))
-        table = table if columns is None else table.select(list(columns))
-    else:
-        whole = table = read_manifest(source, columns, split)
-    mapping = label_map.as_dict()
-    if keep:
-        seen = pc.unique(pc.list_flatten(column(whole, "classes"))).to_pylist()
-        mapping.update({c: c for c in seen if c is not None and c not in mapping})
-    return table, mapping, sorted(set(mapping.values()))
-
-
-def read_manifest(source: Any, columns: Sequence[str] | None, split: str | None = None) -> pa.Table:
-    """`source.to_arrow()` (or an Arrow table itself), projected to `columns` when given, one `split` if asked."""
+def read_rows(source: FrameSource | pa.Table, columns: Sequence[str] | None, split: str | None = None) -> pa.Table:
+    """The rows a loader indexes: `source.to_arrow(columns, split=split)` (or a plain Arrow table of frames,
+    taken as it is), projected to `columns`, one chunk per column (see column())."""
     if isinstance(source, pa.Table):
         if split is not None:
             raise LoaderError("split= needs a view with splits; a plain Arrow table has none")
         table = source
-    elif hasattr(source, "to_arrow"):
-        accepts = inspect.signature(source.to_arrow).parameters
-        kwargs: dict[str, Any] = {}
-        if columns is not None and "columns" in accepts:
-            kwargs["columns"] = list(columns)
-        if split is not None:
-            if "split" not in accepts:
-                raise LoaderError(f"split={split!r} needs a view with splits; {type(source).__name__} has none")
-            kwargs["split"] = split
-        table = source.to_arrow(**kwargs)
     else:
-        raise LoaderError(
-            f"cannot load frames from {type(source).__name__}: pass a Dataset, View, query result or "
-            "pyarrow Table of frames (anything with to_arrow())"
-        )
+        try:
+            read = source.to_arrow
+        except AttributeError:
+            raise LoaderError(
+                f"cannot load frames from {type(source).__name__}: pass a FrameSource (a Dataset, Query or View) "
+                "or a pyarrow Table of frames"
+            ) from None
+        table = read(None if columns is None else list(columns), split=split)
     if columns is None:
         return table.combine_chunks()  # one chunk per column: see column()
     missing = [c for c in columns if c not in table.column_names]
