@@ -50,6 +50,8 @@ def validate_package(folder: Path) -> list[str]:
     local["resources"] = [r for r in local["resources"] if r.get("name") in ("deployments", "media", "observations")]
     for res in local["resources"]:
         res["schema"] = json.loads((SCHEMAS / f"{res['name']}-table-schema.json").read_text())
+        # the CSV dialect (RFC 4180), not sniffed: a sample full of ' would be read with ' as the quote
+        res["dialect"] = {"delimiter": ",", "quoteChar": '"', "doubleQuote": True, "header": True}
     local = {k: v for k, v in local.items() if k in ("resources", "profile", "name", "title", "licenses")}
     package = frictionless.Package(local, basepath=str(folder))
     report = package.validate()

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ExportError
 from .destination import Destination
-from .source import SourceInfo, count_rows, describe, iter_batches, resolved_uris
+from .source import SourceInfo, available_columns, count_rows, describe, iter_batches, resolved_uris
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ class Writer(Protocol):
     name: ClassVar[str]
     precheck_columns: ClassVar[tuple[str, ...]]
     columns: ClassVar[tuple[str, ...] | None]  # frame columns to read (None: all)
+    option_names: ClassVar[tuple[str, ...]]  # options of this format (besides include_rejected, image_root)
 
     def __init__(self, ctx: ExportContext) -> None: ...
     def precheck(self, rows: pa.Table) -> None: ...
@@ -180,16 +181,16 @@ def export(source: Any, format: str, dest: str, **options: Any) -> ExportResult:
     destination.check()
     prov = provenance(info, format, exported_at, options)
     ctx = ExportContext(info=info, folder=Path("."), provenance=prov, options=options)
+    takes = {*writer_cls.option_names, "include_rejected", "image_root"}
+    if set(options) - takes:
+        raise ExportError(f"unknown option(s) {sorted(set(options) - takes)} for format {format!r}; it takes "
+                          f"{sorted(takes)} and overwrite, batch_size, exported_at, storage_options, run_id")
     writer: Writer = writer_cls(ctx)
-    unknown = set(options) - set(getattr(writer_cls, "option_names", ())) - {"include_rejected", "image_root"}
-    if unknown:
-        raise ExportError(f"unknown option(s) {sorted(unknown)} for format {format!r}; "
-                          f"it takes {sorted({*getattr(writer_cls, 'option_names', ()), 'include_rejected', 'image_root'})}")
     _prepass(source, ctx, writer, batch_size)
     ctx.folder = destination.stage()
     try:
         total = count_rows(source)
-        columns = writer_cls.columns or _all_columns(source)
+        columns = writer_cls.columns or available_columns(source, info)
         with tqdm(total=total, desc=f"export {format}", unit="frame", leave=False) as bar:
             for table in iter_batches(source, info, [*columns, "annotations", "dataset", "classes", "split"], batch_size):
                 frames, anns = split_rows(table, ctx)
@@ -213,12 +214,6 @@ def export(source: Any, format: str, dest: str, **options: Any) -> ExportResult:
     return result
 
 
-def _all_columns(source: Any) -> list[str]:
-    from .source import available_columns
-
-    return available_columns(source)
-
-
 def _prepass(source: Any, ctx: ExportContext, writer: Writer, batch_size: int) -> None:
     """Read the light columns of every row once: the writer's checks, and the sorted classes (from `classes`
     for a mapped view, else `labels`; the annotations themselves when rejected ones are included)."""
@@ -231,6 +226,8 @@ def _prepass(source: Any, ctx: ExportContext, writer: Writer, batch_size: int) -
     seen: set[str] = set()
     for rows in iter_batches(source, info, cols, batch_size):
         writer.precheck(rows)
+        if label_col not in rows.column_names:  # a SELECT query without them
+            continue
         values = pc.list_flatten(rows.column(label_col).combine_chunks())
         if label_col == "annotations":
             values = values.field("label")

@@ -54,14 +54,15 @@ class Destination:
                 "choose another folder or pass overwrite=True (--overwrite) to replace it"
             )
         if self.local:
-            parent = Path(self.path).parent
-            if not parent.is_dir():
-                raise ExportError(f"cannot export to {self}: folder {parent} does not exist")
+            parent = next((p for p in Path(self.path).parents if p.exists()), None)
+            if parent is not None and not parent.is_dir():
+                raise ExportError(f"cannot export to {self}: {parent} is a file")
 
     def stage(self) -> Path:
         """A fresh, empty local folder the writers fill."""
         if self.local:
             target = Path(self.path)
+            target.parent.mkdir(parents=True, exist_ok=True)
             self.staging = target.parent / f".{target.name}.hyperds-export-{uuid.uuid4().hex[:12]}"
             self.staging.mkdir()
         else:

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import ExportError
+from ..frames.schema import ANNOTATION_TYPE
 
 
 @dataclass
@@ -73,23 +74,30 @@ def describe(source: Any) -> SourceInfo:
     raise ExportError(f"cannot export a {type(source).__name__}; export a View, Dataset or Query")
 
 
-def available_columns(source: Any) -> list[str]:
-    """Column names the source's rows carry (frame columns, and a view's dataset/classes/split)."""
+def available_columns(source: Any, info: SourceInfo) -> list[str]:
+    """Column names the source's rows carry (frame columns at the pinned versions, a view's dataset/classes/split,
+    a SELECT query's own columns)."""
+    from ..query.query import Query
     from ..versioning.views import View
 
     if isinstance(source, View):
         names: list[str] = []
-        for d in source.datasets:
-            names += [n for n in source.store.dataset(d).schema.names if n not in names]
+        for d, pin in info.pins.items():
+            names += [n for n in source.store.dataset(d).at(pin).schema.names if n not in names]
         return names + ["dataset", "classes", "split"]
-    table = getattr(source, "table", source)
-    return list(table.schema.names)
+    if isinstance(source, Query):
+        return list(source.output_columns)
+    return list(source.schema.names)
 
 
 def iter_batches(source: Any, info: SourceInfo, columns: Sequence[str], batch_size: int) -> Iterator[pa.Table]:
     """The source's rows in order, `batch_size` at a time, with only `columns` (those it has), plus
     `dataset` (and null `classes`/`split` for a Dataset or Query)."""
-    have = set(available_columns(source))
+    have = set(available_columns(source, info))
+    lacking = [c for c in ("frame_id", "uri") if c not in have]
+    if lacking:
+        raise ExportError(f"the {info.kind} {info.name!r} does not select {', '.join(lacking)}; an export needs "
+                          "frame_id and uri (add them to the SELECT list)")
     cols = [c for c in dict.fromkeys(columns) if c in have and (info.kind == "view" or c not in ("dataset", "classes", "split"))]
     if hasattr(source, "to_batches"):
         batches: Iterator[Any] = source.to_batches(columns=cols, batch_size=batch_size)
@@ -100,9 +108,9 @@ def iter_batches(source: Any, info: SourceInfo, columns: Sequence[str], batch_si
         table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
         if "dataset" not in table.column_names:
             table = table.append_column("dataset", pa.repeat(pa.scalar(info.name), table.num_rows))
-        for name in ("classes", "split"):
+        for name in ("classes", "split", "annotations"):
             if name in columns and name not in table.column_names:
-                typ = pa.list_(pa.string()) if name == "classes" else pa.string()
+                typ = pa.string() if name == "split" else pa.list_(ANNOTATION_TYPE if name == "annotations" else pa.string())
                 table = table.append_column(name, pa.nulls(table.num_rows, typ))
         yield table
 

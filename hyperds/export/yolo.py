@@ -118,6 +118,9 @@ class YoloWriter:
                                             "abs_uri": pl.String, "split": pl.String}),
                        pl.DataFrame(schema={"_row": pl.Int64, "bbox_x": pl.Float32, "bbox_y": pl.Float32,
                                             "bbox_w": pl.Float32, "bbox_h": pl.Float32, "class": pl.String}))
+        for name in self.ctx.info.splits:  # every split gets its list, an empty one too
+            if name not in self.lists:
+                self.lists[name] = open(folder / f"{name}.txt", "w", encoding="utf-8")
         for fh in self.lists.values():
             fh.close()
         self.index.close()
