@@ -1,7 +1,7 @@
 """What an exporter reads: a View, Dataset or Query, described once and streamed in batches.
 
-`describe` and `iter_batches` are the only places that touch the source's methods, so switching to
-the FrameSource protocol (`to_batches`, `roots()`, `pins`) is a change here alone.
+`describe` and `iter_batches` are the only places that read the source, and they call only the
+FrameSource protocol (`pins`, `roots()`, `splits`, `label_map`, `to_batches`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 
 from ..errors import ExportError
 from ..frames.schema import ANNOTATION_TYPE
+from ..source import FrameSource
 
 
 @dataclass
@@ -49,32 +50,31 @@ class SourceInfo:
         return out
 
 
-def describe(source: Any) -> SourceInfo:
-    """SourceInfo of a View, Dataset or Query (anything else is an ExportError)."""
+def describe(source: FrameSource) -> SourceInfo:
+    """SourceInfo of a View, Dataset or Query, from the FrameSource protocol (anything else is an ExportError)."""
     from ..dataset import Dataset
     from ..query.query import Query
     from ..versioning.views import View
 
+    if not isinstance(source, (View, Dataset, Query)):
+        raise ExportError(f"cannot export a {type(source).__name__}; export a View, Dataset or Query")
+    pins, roots, splits = dict(source.pins), source.roots(), list(source.splits)
+    label_map = None
+    if source.label_map is not None:  # with unknown='keep' every label the source holds maps to itself
+        seen = pc.list_flatten(source.to_arrow(columns=["labels"]).column("labels")).unique().to_pylist()
+        label_map = source.label_map.as_dict(seen)
     if isinstance(source, View):
-        pins = dict(source.pins) if source.published else {d: source.store.dataset(d).version for d in source.datasets}
-        split = source.split_spec
         return SourceInfo(
             kind="view", name=source.name, store=source.store, pins=pins, version=source.version,
             status=source.status, digest=source.digest, query=None if len(source.queries) > 1 else source.query,
-            label_map=source.label_map, splits=[n for n, _ in split.fractions] if split else [],
-            roots={d: source.store.dataset(d).root for d in pins}, view=source,
+            label_map=label_map, splits=splits, roots=roots, view=source,
         )
-    if isinstance(source, Query):
-        table = source.table
-        return SourceInfo(kind="query", name=table.name, store=table.store, pins={table.name: table.version},
-                          query=source.sql, roots={table.name: table.root})
-    if isinstance(source, Dataset):
-        return SourceInfo(kind="dataset", name=source.name, store=source.store, pins={source.name: source.version},
-                          roots={source.name: source.root})
-    raise ExportError(f"cannot export a {type(source).__name__}; export a View, Dataset or Query")
+    (name,) = pins
+    kind, query = ("query", source.sql) if isinstance(source, Query) else ("dataset", None)
+    return SourceInfo(kind=kind, name=name, store=source.store, pins=pins, query=query, roots=roots)
 
 
-def available_columns(source: Any, info: SourceInfo) -> list[str]:
+def available_columns(source: FrameSource, info: SourceInfo) -> list[str]:
     """Column names the source's rows carry (frame columns at the pinned versions, a view's dataset/classes/split,
     a SELECT query's own columns)."""
     from ..query.query import Query
@@ -90,7 +90,7 @@ def available_columns(source: Any, info: SourceInfo) -> list[str]:
     return list(source.schema.names)
 
 
-def iter_batches(source: Any, info: SourceInfo, columns: Sequence[str], batch_size: int) -> Iterator[pa.Table]:
+def iter_batches(source: FrameSource, info: SourceInfo, columns: Sequence[str], batch_size: int) -> Iterator[pa.Table]:
     """The source's rows in order, `batch_size` at a time, with only `columns` (those it has), plus
     `dataset` (and null `classes`/`split` for a Dataset or Query)."""
     have = set(available_columns(source, info))
@@ -99,11 +99,7 @@ def iter_batches(source: Any, info: SourceInfo, columns: Sequence[str], batch_si
         raise ExportError(f"the {info.kind} {info.name!r} does not select {', '.join(lacking)}; an export needs "
                           "frame_id and uri (add them to the SELECT list)")
     cols = [c for c in dict.fromkeys(columns) if c in have and (info.kind == "view" or c not in ("dataset", "classes", "split"))]
-    if hasattr(source, "to_batches"):
-        batches: Iterator[Any] = source.to_batches(columns=cols, batch_size=batch_size)
-    else:
-        table = source.to_arrow(cols)
-        batches = iter(table.to_batches(max_chunksize=batch_size)) if table.num_rows else iter(())
+    batches = source.to_batches(columns=cols, batch_size=batch_size)
     for batch in batches:
         table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
         if "dataset" not in table.column_names:
@@ -115,12 +111,11 @@ def iter_batches(source: Any, info: SourceInfo, columns: Sequence[str], batch_si
         yield table
 
 
-def count_rows(source: Any) -> int | None:
-    """Rows to expect (for the progress bar), when the source knows without a scan."""
-    try:
-        return len(source) if not hasattr(source, "count") else int(source.count())
-    except Exception:  # noqa: BLE001 - only a progress-bar total
-        return None
+def count_rows(source: FrameSource) -> int | None:
+    """Rows to expect (for the progress bar)."""
+    from ..query.query import Query
+
+    return source.count() if isinstance(source, Query) else len(source)
 
 
 def resolved_uris(table: pa.Table, roots: dict[str, str | None]) -> pa.Array:
