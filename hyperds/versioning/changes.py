@@ -237,7 +237,8 @@ def apply_changes(
     flat = flatten_annotations(rows)
     for r in range(int(changes["_round"].max()) + 1):
         flat = _apply_round(flat, changes.filter(pl.col("_round") == r), author, now, source_kind)
-    new_ann = nest_annotations(flat, rows.num_rows)
+    # A dataset written by an older hyperds keeps its own annotation struct (fields added since are dropped).
+    new_ann = nest_annotations(flat, rows.num_rows).cast(rows.schema.field("annotations").type)
     out = rows.set_column(rows.schema.get_field_index("annotations"), rows.schema.field("annotations"), new_ann)
     out = out.set_column(out.schema.get_field_index("labels"), out.schema.field("labels"), derive_labels(new_ann))
     revision = pc.add(out.column("revision"), 1)

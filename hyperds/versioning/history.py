@@ -147,7 +147,8 @@ def record(table: FrameTable, props: Mapping[str, str], version: int, before: pa
             "before",
             "after",
         ).to_arrow()
-        storage.writes.append(store.catalog(EVENTS, EVENTS_SCHEMA), _conform(rows, EVENTS_SCHEMA))
+        events = store.catalog(EVENTS, EVENTS_SCHEMA)  # an older store's keeps its own annotation struct
+        storage.writes.append(events, _conform(rows, storage.schema(events)))
     summary = {
         "commit_id": meta["id"],
         "dataset": name,
