@@ -8,6 +8,7 @@ the side table when one matches the version and pays), then order and limit.
 from __future__ import annotations
 
 import difflib
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -20,6 +21,7 @@ from . import ast as a
 from .parse import Statement, parse
 from .plan import Plan, SideTerm, plan
 from .residual import CMP, mask
+from .rules import CURRENT_RULE, apply_rule, check_rule
 from .sidecar import open_annotation_table
 from .validate import validate
 
@@ -39,10 +41,12 @@ class Query:
     # lists is cheaper than asking the side table (tunable; 0 = always use a side table built).
     nested_limit: int = 5_000
 
-    def __init__(self, table: FrameTable, text: str):
+    def __init__(self, table: FrameTable, text: str, rule: int = CURRENT_RULE):
         self.table = table
         self.text = text
-        self.statement: Statement = validate(parse(text), table.schema, table.name, text)
+        self.rule = check_rule(rule)  # the rejected-annotations rule (rules.py); views pin theirs
+        statement = validate(parse(text), table.schema, table.name, text)
+        self.statement: Statement = replace(statement, where=apply_rule(statement.where, rule))
         self.plan: Plan = plan(self.statement.where)
 
     def __repr__(self) -> str:
@@ -116,7 +120,10 @@ class Query:
             f"pushdown:  {p.pushdown or '(none: full scan)'}",
             f"prefilter: {p.prefilter or '(none)'}",
             f"residual:  {residual}",
+            f"rejected:  {_rule_line(self.statement.where, self.rule)}",
         ]
+        lines += [f"  {a.to_sql(term)} is exactly {text} (labels lists annotations not rejected)"
+                  for term, text in p.via_labels]
         side = self._side_table(lds)
         if p.side and side is None:
             lines.append(f"side table: not used for frames version {lds.version} (none built for it, or the "
@@ -206,6 +213,18 @@ def _side_frames(side: lance.LanceDataset, terms: tuple[SideTerm, ...]) -> pa.Ar
         found = found.combine_chunks() if isinstance(found, pa.ChunkedArray) else found
         ids = found if ids is None else pc.filter(ids, pc.is_in(ids, value_set=found))
     return ids
+
+
+def _rule_line(where: a.Node | None, rule: int) -> str:
+    """What explain() says about rejected annotations: which annotation functions skip them."""
+    funcs = [n for n in a.walk(where) if isinstance(n, (a.AnnotationPredicate, a.AnnotationCount))] if where else []
+    if rule < CURRENT_RULE:
+        return f"rule {rule}: annotation functions see rejected annotations (a view published before the rule)"
+    if not funcs:
+        return f"rule {rule}: no annotation function"
+    seeing = sum(not f.skip_rejected for f in funcs)
+    text = f"rule {rule}: annotation functions skip rejected annotations"
+    return text + (f"; {seeing} of {len(funcs)} name review_status and see them all" if seeing else "")
 
 
 def _unique(names: list[str]) -> list[str]:

@@ -63,8 +63,14 @@ VIEWS_SCHEMA = pa.schema(
         pa.field("created_by", pa.string()),
         pa.field("created_at", UTC_US),
         pa.field("message", pa.string()),
+        # added with the rejected-annotations rule; a `_views` table written before it lacks them (see
+        # views_table), and a row without them reads as rule 1 (hyperds.query.rules) and empty = "drop"
+        pa.field("empty", pa.string()),  # frames left without a class: drop | keep
+        pa.field("rule", pa.int64()),  # the rejected-annotations rule the version resolves under
     ]
 )
+# columns a `_views` table made by an older hyperds may lack: added (all null) before the first write
+LATER_VIEW_COLUMNS = ("empty", "rule")
 
 RUNS_SCHEMA = pa.schema(
     [
@@ -116,7 +122,18 @@ def current_host() -> str:
 
 
 def views_table(store: Store) -> lance.LanceDataset:
-    return store.catalog(VIEWS, VIEWS_SCHEMA)
+    """`_views` for writing: created if missing; columns a table from an older hyperds lacks are added first."""
+    table = store.catalog(VIEWS, VIEWS_SCHEMA)
+    missing = [VIEWS_SCHEMA.field(c) for c in LATER_VIEW_COLUMNS if c not in table.schema.names]
+    if missing:
+        try:  # all-null columns: a metadata-only Lance commit; old rows then read as null (rule 1)
+            table.add_columns(pa.schema(missing))
+        except (OSError, ValueError, RuntimeError):
+            table = store.open_lance(VIEWS)  # another process added them first
+            if any(c not in table.schema.names for c in LATER_VIEW_COLUMNS):
+                raise
+        table = store.open_lance(VIEWS)
+    return table
 
 
 def runs_table(store: Store) -> lance.LanceDataset:
