@@ -22,6 +22,7 @@ import views_reference as ref
 from conftest import MD_JSON, run_cli
 
 from hyperds.errors import LoaderError, ViewError
+from hyperds.frames.summary import summarize
 from hyperds.versioning import catalog as cat
 
 REVIEWS = Path(__file__).resolve().parents[1] / "examples" / "review_round1.csv"
@@ -201,8 +202,11 @@ def test_empty_option_keeps_or_drops_frames_without_a_class(store):
     assert store.view("m", "draft").update(message="kept option").empty == "drop"  # update keeps the option
     with pytest.raises(ViewError, match="empty must be one of drop, keep"):
         store.create_view("bad", "TRUE", datasets=["cams"], empty="maybe")
-    # a frame whose lions were all rejected is not a lion frame, in queries and in labels alike
+    # a frame whose lions were all rejected is not a lion frame, in queries, labels and summaries alike
     assert ds.query("any_annotation(label = 'lion')").frame_ids().to_pylist() == ["a"]
+    by_label = summarize(ds)["annotations by label"]
+    assert dict(zip(by_label["label"], by_label["annotations"], strict=True)) == {"lion": 1, "gnu": 1}
+    assert summarize(ds)["overview"]["annotations"][0] == 3
     assert ds.query("any_annotation(label = 'lion' AND review_status = 'rejected')").frame_ids().to_pylist() == ["b"]
 
 
