@@ -28,9 +28,9 @@ from ..errors import (
     ViewNotFoundError,
 )
 from ..frames.table import sql_literal
+from ..query.rules import CURRENT_RULE, RULE_SEES_REJECTED, RULES
 from . import catalog as cat
 from .diff import DIFF_COLUMNS, ViewDiff, diff_manifests, mark_rejected
-from ..query.rules import CURRENT_RULE, RULE_SEES_REJECTED, RULES
 from .labelmap import LabelMap
 from .manifest import DIGEST_COLUMNS, SubQuery, ViewSpec, _open_pinned, digest, resolve
 from .splits import SplitSpec
