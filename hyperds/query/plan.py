@@ -49,6 +49,7 @@ class Plan:
     prefilter: str | None = None  # the label-index prefilter part of `pushdown`, if any
     side: tuple[SideTerm, ...] = ()  # residual terms the side table can answer when it matches the version
     via_labels: tuple[tuple[a.Node, str], ...] = ()  # annotation terms pushed exactly as a `labels` test
+    exact: str | None = None  # `pushdown` without the prefilters (what Lance filters when the side table answers)
 
     def without_side(self) -> a.Node | None:
         """The residual left once the side terms are answered by the side table."""
@@ -93,6 +94,7 @@ def plan(where: a.Node | None) -> Plan:
         prefilter=" AND ".join(prefilters) or None,
         side=tuple(sides),
         via_labels=tuple(via_labels),
+        exact=" AND ".join(f"({p})" if len(pushed) > 1 else p for p in pushed) or None,
     )
 
 

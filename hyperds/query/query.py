@@ -137,7 +137,10 @@ class Query:
                 plan = side.scanner(filter=t.filter, columns=["frame_id"]).explain_plan(verbose=False)
                 lines += ["side table plan:", *("  " + line for line in plan.strip().splitlines())]
             needed = _unique(["frame_id"] + (sorted(a.frame_columns(left)) if left is not None else []))
-        lance_plan = lds.scanner(filter=p.pushdown, columns=needed).explain_plan(verbose=False)
+            if p.prefilter:
+                lines.append(f"lance filter with the side table: {p.exact or '(none)'} (its frame ids replace the prefilter)")
+        pushdown = p.exact if side is not None else p.pushdown
+        lance_plan = lds.scanner(filter=pushdown, columns=needed).explain_plan(verbose=False)
         lines += ["lance plan:", *("  " + line for line in lance_plan.strip().splitlines())]
         return "\n".join(lines)
 
@@ -176,6 +179,7 @@ class Query:
         if side is not None:
             ids = _side_frames(side, self.plan.side)
             residual = self.plan.without_side()
+            pushdown = self.plan.exact  # the side table's frame ids are exact: the label prefilters would only cost
             if residual is None and pushdown is None and columns == ["frame_id"]:
                 return pa.table({"frame_id": ids})
             if len(ids) <= _IN_LIST_LIMIT:
