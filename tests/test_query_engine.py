@@ -207,6 +207,8 @@ def test_side_table_kept_per_version_and_fallback(ds, monkeypatch):
     assert "side table: not used for frames version" in ds.query(q).explain()
     build_annotation_table(ds)
     assert "built from frames version" in ds.query(q).explain()
+    # the side table's frame ids are exact: Lance filters only the frame terms, not the labels prefilter
+    assert "lance filter with the side table: site = 'S1' (its frame ids replace the prefilter)" in ds.query(q).explain()
     assert ids(ds.query(q)) == ["f01"]
     assert ids(ds.query("count_annotations(label = 'zebra') >= 2")) == ["f04"]
     assert ids(ds.query("count_annotations() > 1")) == ["f00", "f04"]
