@@ -183,7 +183,7 @@ def test_view_published_before_the_rule_keeps_its_digest(store, capsys):
     assert code == 0 and "rejected-annotations rule 1" in out
 
 
-def test_empty_option_keeps_or_drops_frames_without_a_class(store):
+def test_empty_option_keeps_or_drops_frames_without_a_class(store, capsys):
     ds = store.create_dataset("cams")
     ds.add_frames([
         {"frame_id": "a", "uri": "a.jpg", "annotations": [{"label": "lion"}]},
@@ -202,6 +202,13 @@ def test_empty_option_keeps_or_drops_frames_without_a_class(store):
     assert store.view("m", "draft").update(message="kept option").empty == "drop"  # update keeps the option
     with pytest.raises(ViewError, match="empty must be one of drop, keep"):
         store.create_view("bad", "TRUE", datasets=["cams"], empty="maybe")
+    code, out, _ = run_cli(store, capsys, "view", "create", "cli", "-d", "cams", "-q", "TRUE", "--empty", "keep")
+    assert code == 0 and "4 frames now" in out
+    code, out, _ = run_cli(store, capsys, "view", "show", "cli", "--version", "draft")
+    assert code == 0 and "frames without a class: keep; rejected-annotations rule 2" in out
+    with pytest.raises(SystemExit) as exc:  # argparse refuses other values before any work
+        run_cli(store, capsys, "view", "create", "cli", "-d", "cams", "-q", "TRUE", "--empty", "maybe")
+    assert exc.value.code == 2
     # a frame whose lions were all rejected is not a lion frame, in queries, labels and summaries alike
     assert ds.query("any_annotation(label = 'lion')").frame_ids().to_pylist() == ["a"]
     by_label = summarize(ds)["annotations by label"]
