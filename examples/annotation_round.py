@@ -2,7 +2,7 @@
 
 import → auto-accept confident frames → publish the training view 1.0 → review queue → a
 reviewer's decisions (examples/review_round1.csv, in `hyperds commit` format) as one commit →
-publish 1.1 → diff 1.1 vs 1.0.
+publish 1.1 → diff 1.1 vs 1.0 → evaluate the detector on 1.0 and 1.1.
 A rejected annotation is not a label of its frame: once the reviewer rejects a frame's detections, they
 leave its labels, its classes in the view and the loader's targets (the diff lists such frames as removed).
 Run: python examples/annotation_round.py [--store DIR]   (default: a fresh temporary store)
@@ -11,6 +11,7 @@ Run: python examples/annotation_round.py [--store DIR]   (default: a fresh tempo
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -74,9 +75,24 @@ def main() -> None:
     p.add_argument("--store", help="store folder (default: a new temporary folder)")
     args = p.parse_args()
     uri = args.store or tempfile.mkdtemp(prefix="hyperds-round-")
-    diff = run(hyperds.connect(uri))
+    store = hyperds.connect(uri)
+    diff = run(store)
     print(f"\ndiff {TRAIN_VIEW} 1.1 against 1.0:")
     print(format_diff(diff))
+    evaluate_round(store)
+
+
+def evaluate_round(store: hyperds.Store, say: Any = print) -> None:
+    """Score the detector on the training view before (1.0) and after (1.1) the round; both go to the audit.
+
+    Before the round the only truth is what the confidence rule accepted, so the model scores perfectly
+    against itself; the reviewer's rejections and corrections in 1.1 show how good it really is.
+    MegaDetector finds animals, people name species: the boxes are scored class-agnostic.
+    """
+    model = json.loads(MD_JSON.read_text())["info"]["detector"]
+    for version in ("1.0", "1.1"):
+        report = store.view(TRAIN_VIEW, version).evaluate(model, threshold=0.2, class_agnostic=True)
+        say(f"\nevaluation on {TRAIN_VIEW} {version} (recorded as {report.meta['run_id']}):\n{report}")
 
 
 if __name__ == "__main__":

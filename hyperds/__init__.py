@@ -40,6 +40,10 @@ def __getattr__(name: str) -> object:
         from .versioning.views import View
 
         return View
+    if name == "evaluate":  # a callable package: hyperds.evaluate(view, "MDv5a@5.0")
+        import importlib
+
+        return importlib.import_module(f"{__name__}.evaluate")
     raise AttributeError(f"module 'hyperds' has no attribute {name!r}")
 
 
@@ -71,5 +75,6 @@ __all__ = [
     "ViewImmutableError",
     "ViewNotFoundError",
     "connect",
+    "evaluate",
     "view",
 ]

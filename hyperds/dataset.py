@@ -1,7 +1,7 @@
 """Dataset: the user-facing handle on one frames table.
 
-It joins the layers: frames storage (FrameTable) plus the query, versioning and workflow
-operations, each implemented in its own package and reached through a method here.
+It joins the layers: it holds the frames table (FrameTable, `ds.table`) and reaches the query, versioning
+and workflow operations, each implemented in its own package, through a method here.
 """
 
 from __future__ import annotations
@@ -16,6 +16,11 @@ if TYPE_CHECKING:
     import polars as pl
     import pyarrow as pa
 
+    from .export import ExportResult
+    from .frames.normalize import FrameInput
+    from .frames.table import AddResult
+    from .storage import Connection, Handle
+
     from .frames.embeddings import EmbeddingResult
     from .versioning.review import AcceptResult
     from .versioning.views import View
@@ -26,12 +31,100 @@ if TYPE_CHECKING:
     from .versioning.predictions import PredictionResult
 
 
-class Dataset(FrameTable):
-    """A dataset of frames: add, read, query, correct and audit."""
+class Dataset:
+    """A dataset of frames: add, read, query, correct and audit (composed over its FrameTable, `table`)."""
+
+    def __init__(self, store: Connection, name: str, version: int | None = None):
+        self.table = FrameTable(store, name, version=version)
 
     def __repr__(self) -> str:
-        at = f" @v{self._pinned}" if self._pinned is not None else ""
+        pinned = self.table.pinned_version
+        at = f" @v{pinned}" if pinned is not None else ""
         return f"Dataset({self.name!r}{at}, store={self.store.uri!r})"
+
+    # -- the frames table (FrameTable) -------------------------------------------------------
+    @property
+    def store(self) -> Any:
+        return self.table.store
+
+    @property
+    def name(self) -> str:
+        return self.table.name
+
+    @property
+    def uri(self) -> str:
+        return self.table.uri
+
+    @property
+    def pinned_version(self) -> int | None:
+        """The version this dataset is pinned to (read-only), or None for the latest (no I/O)."""
+        return self.table.pinned_version
+
+    @property
+    def version(self) -> int:
+        """The Lance version read (latest: re-read on each access)."""
+        return self.table.version
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The schema of the version read (latest: re-read on each access)."""
+        return self.table.schema
+
+    @property
+    def extra_schema(self) -> pa.Schema:
+        return self.table.extra_schema
+
+    @property
+    def root(self) -> str | None:
+        """Base URI that relative frame `uri`s are resolved against (None: none set); reads the schema."""
+        return self.table.root
+
+    def handle(self, version: int | None = None) -> Handle:
+        return self.table.handle(version)
+
+    def lance(self, version: int | None = None) -> Handle:
+        """The underlying pylance dataset: an escape hatch for users and tests (see FrameTable.lance)."""
+        return self.table.lance(version)
+
+    def invalidate(self) -> None:
+        self.table.invalidate()
+
+    def require_writable(self) -> None:
+        self.table.require_writable()
+
+    def at(self, version: int) -> Dataset:
+        """A read-only view of this dataset as it was at Lance `version`."""
+        self.table.at(version)  # HyperdsError naming the versions there are
+        return Dataset(self.store, self.name, version=version)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def count(self, filter: str | None = None) -> int:
+        return self.table.count(filter)
+
+    def to_arrow(self, columns: list[str] | None = None, filter: str | None = None) -> pa.Table:
+        return self.table.to_arrow(columns=columns, filter=filter)
+
+    def to_polars(self, columns: list[str] | None = None, filter: str | None = None) -> pl.DataFrame:
+        return self.table.to_polars(columns=columns, filter=filter)
+
+    def get(self, frame_id: str) -> dict[str, Any]:
+        """One frame as a dict (annotations as a list of dicts)."""
+        return self.table.get(frame_id)
+
+    def existing_ids(self, frame_ids: pa.Array) -> pa.Array:
+        return self.table.existing_ids(frame_ids)
+
+    def add_frames(self, data: FrameInput, assume_tz: str = "UTC") -> AddResult:
+        """Insert frames whose frame_id is new; existing frame_ids are skipped (idempotent), in one commit."""
+        return self.table.add_frames(data, assume_tz=assume_tz)
+
+    def insert_normalized(self, table: pa.Table) -> AddResult:
+        return self.table.insert_normalized(table)
+
+    def refresh_indices(self, merge: bool = True) -> None:
+        self.table.refresh_indices(merge)
 
     # -- queries ---------------------------------------------------------------------------
     def query(self, sql: str) -> Query:
@@ -43,6 +136,20 @@ class Dataset(FrameTable):
 
         return Query(self, sql)
 
+    def export(self, format: str, dest: str, **options: Any) -> ExportResult:
+        """Write every frame to `dest` (folder or s3:// prefix) as `format` (camtrap-dp, coco-ct, megadetector,
+        yolo, csv), with provenance; see hyperds.export.export for the options."""
+        from .export import export
+
+        return export(self, format, dest, **options)
+
+    def deployments(self) -> pa.Table | None:
+        """The Camtrap DP deployments table (text columns, as the package had it) joined to frames on
+        `deployment`; None unless a Camtrap DP package was imported. Pinned with the version read."""
+        from .frames.package_meta import read_deployments
+
+        return read_deployments(self.schema)
+
     def optimize(self) -> int:
         """Refresh the scalar indices and rebuild the annotation side tables for the latest version.
 
@@ -51,7 +158,7 @@ class Dataset(FrameTable):
         """
         from .query.sidecar import build_annotation_table
 
-        self._require_writable()
+        self.require_writable()
         self.refresh_indices()
         return build_annotation_table(self)
 
@@ -84,6 +191,12 @@ class Dataset(FrameTable):
         from .versioning.history import blame
 
         return blame(self, frame_id)
+
+    def evaluate(self, predictions: str, truth: str | None = None, iou: float = 0.5, **options: Any) -> Any:
+        """Score a model on this dataset's current version (hyperds.evaluate): detection, presence, sweep."""
+        from .evaluate import evaluate
+
+        return evaluate(self, predictions, truth=truth, iou=iou, **options)
 
     def add_predictions(
         self, table: Any, model: str, run_id: str | None = None, message: str = ""

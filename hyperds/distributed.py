@@ -55,8 +55,10 @@ def _target(source: Any, dataset: Dataset | None) -> Dataset:
     """The writable dataset predictions go to: `dataset`, else the one dataset `source` reads."""
     if dataset is not None:
         return dataset.store.dataset(dataset.name)
-    table = source if isinstance(source, FrameTable) else getattr(source, "table", None)
-    if isinstance(table, FrameTable):
+    from .dataset import Dataset
+
+    table = source if isinstance(source, (FrameTable, Dataset)) else getattr(source, "table", None)
+    if isinstance(table, (FrameTable, Dataset)):
         return table.store.dataset(table.name)
     names = list(getattr(source, "datasets", None) or [])
     if len(names) == 1 and hasattr(source, "store"):

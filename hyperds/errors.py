@@ -178,3 +178,9 @@ class LoaderError(HyperdsError):
 
 class PredictionError(CorrectionError):
     """Model predictions that cannot be added (no model version, unknown frames, boxes outside the image)."""
+
+
+class EvaluationError(HyperdsError):
+    """A model evaluation that cannot run as asked (no predictions or truth in the view, an unknown class)."""
+class ExportError(HyperdsError):
+    """An export that cannot be written (unknown format, destination not empty, frames the format cannot hold)."""

@@ -13,15 +13,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import lance
 import pyarrow as pa
 
 from .errors import DatasetExistsError, DatasetNotFoundError, SchemaError, StoreError
 from .frames.schema import CORE_NAMES, FRAMES_SCHEMA, frames_schema
-from .fsio import without_secrets
+from .storage import Connection, Exists
 
 if TYPE_CHECKING:
-    import lancedb
     import polars as pl
 
     from .dataset import Dataset
@@ -47,76 +45,15 @@ def connect(uri: str | os.PathLike[str] | None = None, storage_options: dict[str
     return Store(str(uri) if uri is not None else default_store_uri(), storage_options)
 
 
-class Store:
-    """A set of datasets and catalog tables under one URI."""
+class Store(Connection):
+    """A set of datasets and catalog tables under one URI: the user facade over the storage kernel's Connection.
 
-    def __init__(self, uri: str, storage_options: dict[str, str] | None = None):
-        if "://" not in uri or uri.startswith("file://"):
-            path = Path(uri.removeprefix("file://")).expanduser().resolve()
-            try:
-                path.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(
-                    f"cannot use {path} as a store: {exc}. Pass a folder you can write to (it is created if missing), "
-                    "not a file"
-                ) from exc
-            uri = str(path)
-        self.uri = uri.rstrip("/")
-        self.storage_options = dict(storage_options or {})
-        self._conn: lancedb.DBConnection | None = None
-
-    @property
-    def _db(self) -> lancedb.DBConnection:
-        # Connected on first use, so a Store can be built (or unpickled in a worker) cheaply.
-        if self._conn is None:
-            import lancedb  # on first use: it costs ~1 s of imports that loader workers never need
-
-            try:
-                self._conn = lancedb.connect(self.uri, storage_options=self.storage_options or None)
-            except (OSError, ValueError, RuntimeError) as exc:
-                raise self._unreachable(f"cannot open store at {self.uri}", exc) from exc
-        return self._conn
-
-    def _unreachable(self, doing: str, exc: Exception) -> StoreError:
-        """A StoreError saying what failed; for a remote store also what to check."""
-        hint = ""
-        if "://" in self.uri:
-            hint = "; check the endpoint, region and credentials (storage_options, or the environment / a profile)"
-        return StoreError(f"{doing}: {exc}{hint}")
+    The facade's verbs (datasets, views, sql, cleanup) import the layers below on first use, which keeps
+    `import hyperds` light for loader workers; every import here points down.
+    """
 
     def __repr__(self) -> str:
         return f"Store({self.uri!r})"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # A pickled store (e.g. inside a DataLoader worker under spawn) never carries secrets:
-        # credentials come back from the environment or a named profile.
-        return (Store, (self.uri, without_secrets(self.storage_options)))
-
-    # -- low level -------------------------------------------------------------------------
-    def table_uri(self, name: str) -> str:
-        return f"{self.uri}/{name}.lance"
-
-    def open_lance(self, name: str, version: int | str | None = None) -> lance.LanceDataset:
-        """Open a table of this store with pylance (optionally at a version or tag)."""
-        try:
-            return lance.dataset(self.table_uri(name), version=version, storage_options=self.storage_options or None)
-        except ValueError as exc:
-            if version is not None and "not found" in str(exc).lower():
-                raise StoreError(f"table {name!r} has no version {version!r}: {exc}") from exc
-            raise
-
-    def table_names(self) -> list[str]:
-        names: list[str] = []
-        token = None
-        while True:
-            try:
-                page = self._db.list_tables(page_token=token) if token else self._db.list_tables()
-            except (OSError, ValueError, RuntimeError) as exc:
-                raise self._unreachable(f"cannot list tables of store {self.uri}", exc) from exc
-            names += list(page.tables)
-            token = page.page_token
-            if not token:
-                return sorted(names)
 
     # -- datasets --------------------------------------------------------------------------
     def datasets(self) -> list[str]:
@@ -139,6 +76,9 @@ class Store:
             raise DatasetExistsError(
                 f"dataset {name!r} already exists; open it with store.dataset({name!r}) or drop it first"
             )
+        from .frames.names import check_column_names
+
+        check_column_names([f.name for f in (schema or []) if f.name not in CORE_NAMES], CORE_NAMES)
         clash = [f.name for f in (schema or []) if f.name in CORE_NAMES and f.type != FRAMES_SCHEMA.field(f.name).type]
         if clash:
             raise SchemaError(
@@ -149,7 +89,12 @@ class Store:
         if root:
             meta["hyperds.root"] = root
         full = frames_schema(schema).with_metadata(meta)
-        self._db.create_table(name, schema=full)
+        try:
+            self.create_table(name, full)
+        except Exists as exc:  # created by another writer since the check above
+            if exist_ok:
+                return Dataset(self, name)
+            raise DatasetExistsError(f"dataset {name!r} already exists; open it with store.dataset({name!r})") from exc
         log.info("created dataset %s in %s", name, self.uri)
         return Dataset(self, name)
 
@@ -167,7 +112,7 @@ class Store:
         existing = self.datasets()
         if name not in existing:
             raise DatasetNotFoundError(name, existing, self.uri)
-        self._db.drop_table(name)
+        self.drop_table(name)
 
     # -- analytic queries ------------------------------------------------------------------
     def sql(self, sql: str) -> pl.DataFrame:
@@ -179,17 +124,6 @@ class Store:
         from .query.analytic import run_sql
 
         return run_sql(self, sql)
-
-    # -- catalog tables --------------------------------------------------------------------
-    def catalog(self, name: str, schema: pa.Schema) -> lance.LanceDataset:
-        """Open catalog table `name` (e.g. "_views"), creating it empty with `schema` if missing."""
-        if not name.startswith("_"):
-            raise ValueError("catalog table names start with '_'")
-        try:
-            return self.open_lance(name)
-        except (ValueError, OSError, StoreError):
-            self._db.create_table(name, schema=schema, exist_ok=True)
-            return self.open_lance(name)
 
     # -- views (hyperds.versioning) ----------------------------------------------------------
     def create_view(

@@ -22,7 +22,10 @@ def comparable(rows: list[dict]) -> dict:
     return out
 
 
-_STATUS = {"accept": "accepted", "reject": "rejected", "correct": "corrected"}
+# Camtrap DP observation fields: no change op sets them, so they stay as the frame was written (null here).
+_OBSERVATION = {"life_stage": None, "sex": None, "behavior": None, "individual_id": None, "attributes": None}
+
+_STATUS = {"accept": "accepted", "reject": "rejected", "correct": "corrected", "reopen": "unreviewed"}
 
 
 def replay(frames: list[dict], commits: list[tuple[str, list[dict]]]) -> dict:
@@ -31,7 +34,7 @@ def replay(frames: list[dict], commits: list[tuple[str, list[dict]]]) -> dict:
     for f in frames:
         anns = [{"ann_id": a["ann_id"], "label": a["label"], "bbox": a.get("bbox"), "confidence": a.get("confidence"),
                  "count": None, "source_kind": a.get("source_kind", "human"), "source": a.get("source"),
-                 "review_status": "unreviewed", "reviewed_by": None, "note": None, "revision": 0, "level": "media"}
+                 "review_status": "unreviewed", "reviewed_by": None, "note": None, "revision": 0, "level": "media", **_OBSERVATION}
                 for a in f["annotations"]]
         state[f["frame_id"]] = {"frame_id": f["frame_id"], "revision": 0, "annotations": anns}
     for author, changes in commits:
@@ -43,7 +46,7 @@ def replay(frames: list[dict], commits: list[tuple[str, list[dict]]]) -> dict:
                 anns.append({"ann_id": c["ann_id"], "label": c["label"], "bbox": c.get("bbox"),
                              "confidence": c.get("confidence"), "count": c.get("count"), "source_kind": "human",
                              "source": author, "review_status": "unreviewed", "reviewed_by": None,
-                             "note": c.get("note"), "revision": 0, "level": "media"})
+                             "note": c.get("note"), "revision": 0, "level": "media", **_OBSERVATION})
                 continue
             (a,) = [a for a in anns if a["ann_id"] == c["ann_id"]]
             a["revision"] += 1
@@ -52,7 +55,8 @@ def replay(frames: list[dict], commits: list[tuple[str, list[dict]]]) -> dict:
             elif c["op"] == "move":  # a moved box is the author's, no longer the model's output
                 a.update(bbox=c["bbox"], source_kind="human", source=author, confidence=None)
             elif c["op"] == "review":
-                a.update(review_status=_STATUS[c["status"]], reviewed_by=author, note=c.get("note"))
+                a.update(review_status=_STATUS[c["status"]], note=c.get("note"),
+                         reviewed_by=None if c["status"] == "reopen" else author)
             if c["op"] == "relabel" or (c["op"] == "review" and c.get("label")):
                 a.update(label=c["label"], source_kind="human", source=author, confidence=None)
     for row in state.values():

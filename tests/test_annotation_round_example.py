@@ -11,6 +11,8 @@ from pathlib import Path
 
 from conftest import DATA, run_cli
 
+import hyperds
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 THRESHOLD = 0.9  # the example's auto-accept threshold
 
@@ -79,7 +81,7 @@ def test_example_round_prints_the_expected_diff(tmp_path):
     assert f"review queue 'md_sample-review-queue': {exp['queue']} frames" in out
     assert f"review queue after the round: {exp['queue_after']} frames" in out
     assert f"published md_train 1.1: {exp['v11']} frames" in out
-    diff = out.split("diff md_train 1.1 against 1.0:\n", 1)[1].strip().splitlines()
+    diff = out.split("diff md_train 1.1 against 1.0:\n", 1)[1].split("\n\nevaluation", 1)[0].strip().splitlines()
     assert diff[0] == (
         f"md_train 1.0 -> md_train 1.1: {len(exp['added'])} added, {len(exp['removed'])} removed, "
         f"{len(exp['relabeled'])} relabeled, {len(exp['revised'])} revised"
@@ -90,6 +92,13 @@ def test_example_round_prints_the_expected_diff(tmp_path):
         + [f"  ~ {f}  {old} -> {new}" for f, (old, new) in sorted(exp["relabeled"].items())]
     )
     assert diff[1:] == expected_rows
+    # It ends by scoring the detector on 1.0 and 1.1, each recorded in the audit with what it printed.
+    runs = hyperds.connect(tmp_path / "store").runs(view="md_train").to_pylist()
+    assert [(r["version"], json.loads(r["info"])["kind"]) for r in runs] == [("1.0", "evaluation"), ("1.1", "evaluation")]
+    for r in runs:
+        block = out.split(f"evaluation on md_train {r['version']} (recorded as {r['run_id']}):\n", 1)[1]
+        assert "frames judged, " in block.splitlines()[0]
+        assert f"mAP@0.5 {json.loads(r['info'])['metrics']['map50']:.3f}" in block.splitlines()[1]
 
 
 def test_review_csv_commits_from_the_shell_as_the_readme_says(md, capsys):

@@ -44,7 +44,7 @@ def scenario(draw) -> tuple[list[dict], list[dict]]:
         elif op == "move":
             change["bbox"] = draw(boxes)
         elif op == "review":
-            change["status"] = draw(st.sampled_from(["accept", "reject", "correct"]))
+            change["status"] = draw(st.sampled_from(["accept", "reject", "correct", "reopen"]))
             change["note"] = draw(st.none() | st.text(max_size=5))
             if change["status"] == "correct":
                 change["label"] = draw(st.none() | st.sampled_from(LABELS))

@@ -151,7 +151,7 @@ def test_later_vectors_add_index_deltas_instead_of_rewriting_indices(store):
     # rows written without an index refresh, as a commit leaves them when a concurrent refresh wins
     late = [{"frame_id": f"late-{i}", "uri": f"img/late-{i}.jpg"} for i in range(5)]
     table = normalize_frames(late)
-    ds.lance().insert(ds._align(table, ds.lance().schema))
+    ds.lance().insert(ds.table._align(table, ds.lance().schema))
     first = {i.name: {s.uuid for s in i.segments} for i in ds.lance().describe_indices()}
     assert all(len(s) == 1 for s in first.values())
 

@@ -5,16 +5,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TextIO
 
 import polars as pl
 import pyarrow as pa
 
 from ..dataset import Dataset
-from ..errors import HyperdsError
+from ..errors import DatasetExistsError, HyperdsError
 from ..store import Store, connect
+
+log = logging.getLogger(__name__)
 
 FORMATS = ("table", "csv", "json", "parquet")
 
@@ -41,17 +45,52 @@ def add_output_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout (required for parquet)")
 
 
+def json_arg(value: str | None, flag: str, error: type[HyperdsError] = HyperdsError) -> object:
+    """A flag given as inline JSON or as the path of a .json file (None when not given)."""
+    if not value:
+        return None
+    try:
+        text = Path(value).read_text() if value.endswith(".json") else value
+    except OSError as exc:
+        raise error(f"cannot read {flag} file {value}: {exc.strerror}") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{flag} is not valid JSON: {exc}") from exc
+
+
 @contextlib.contextmanager
 def dataset_for_writing(store: Store, name: str) -> Iterator[Dataset]:
-    """The dataset `name`, created if missing; a first write that fails in any way (Ctrl-C too) drops it again."""
-    created = name not in store.datasets()
-    ds = store.create_dataset(name, exist_ok=True)
+    """The dataset `name`, created if missing; a first write that fails in any way (Ctrl-C too) drops it again.
+
+    Only the writer whose create call made the dataset drops it, and only while it is still at the
+    version that call made: another command may have created the same new dataset at the same moment
+    and committed to it, and its data must stay (it is left, and a warning says so).
+    """
+    try:
+        ds = store.create_dataset(name)
+        created: int | None = ds.version
+    except DatasetExistsError:
+        ds, created = store.dataset(name), None
     try:
         yield ds
     except BaseException:
-        if created:
-            store.drop_dataset(name)
+        if created is not None:
+            _drop_if_untouched(store, name, created)
         raise
+
+
+def _drop_if_untouched(store: Store, name: str, created: int) -> None:
+    """Drop the dataset this command created if it is still at version `created`; else keep it and say so."""
+    try:
+        now = store.open_lance(name).version
+        if now == created:
+            store.drop_dataset(name)
+            return
+        why = f"another write was committed to it (now version {now})"
+    except Exception as exc:  # the failed write's own error is the one to report
+        why = f"it could not be checked ({exc})"
+    log.warning("dataset %r, created by this command, is kept: %s", name, why)
 
 
 def write_table(table: pa.Table | pl.DataFrame, fmt: str = "table", out: str | None = None) -> None:

@@ -7,6 +7,7 @@ import json
 
 import polars as pl
 
+from .. import storage
 from ._common import open_store, write_table
 
 
@@ -31,8 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _datasets(args: argparse.Namespace) -> int:
     store = open_store(args)
-    lance_tables = {n: store.open_lance(n) for n in store.datasets()}
-    rows = [{"dataset": n, "frames": t.count_rows(), "version": t.version} for n, t in lance_tables.items()]
+    handles = {n: store.open_lance(n) for n in store.datasets()}
+    rows = [{"dataset": n, "frames": storage.scan.count(h), "version": storage.version(h)} for n, h in handles.items()]
     write_table(pl.DataFrame(rows, schema={"dataset": pl.String, "frames": pl.Int64, "version": pl.Int64}))
     return 0
 

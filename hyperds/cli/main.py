@@ -14,7 +14,7 @@ import sys
 
 from ..errors import HyperdsError
 
-COMMAND_MODULES = ("datasets", "imports", "query", "ingest", "review", "commit", "view")
+COMMAND_MODULES = ("datasets", "imports", "query", "ingest", "review", "commit", "view", "export", "evaluate", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 
 from ..errors import ViewError
-from ._common import add_output_args, open_store, write_table
+from ._common import add_output_args, json_arg, open_store, write_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -107,16 +107,7 @@ def _create(args: argparse.Namespace) -> int:
             split = {"by": args.split_by, "fractions": fractions, "seed": args.seed}
     except ValueError as exc:
         raise ViewError(f"weights and split fractions must be numbers: {exc}") from exc
-    label_map = None
-    if args.label_map:
-        try:
-            text = Path(args.label_map).read_text() if args.label_map.endswith(".json") else args.label_map
-        except OSError as exc:
-            raise ViewError(f"cannot read --label-map file {args.label_map}: {exc.strerror}") from exc
-        try:
-            label_map = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ViewError(f"--label-map is not valid JSON: {exc}") from exc
+    label_map = json_arg(args.label_map, "--label-map", ViewError)
     view = open_store(args).create_view(args.name, query, datasets=args.dataset, label_map=label_map,
                                         weights=weights or None, split=split, message=args.message,
                                         unknown_labels=args.unknown_labels, empty=args.empty)
@@ -182,5 +173,15 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    write_table(open_store(args).runs(view=args.view, version=args.version), args.format, args.output)
+    write_table(runs_with_kind(open_store(args).runs(view=args.view, version=args.version)), args.format, args.output)
     return 0
+
+
+def runs_with_kind(runs: pa.Table) -> pl.DataFrame:
+    """Recorded runs with `kind` (export, evaluation, training, ...) and `dest` read out of their JSON info,
+    after run_id, so the audit shows what was exported from which version and where."""
+    df = pl.from_arrow(runs)
+    info = df["info"].str.json_decode(pl.Struct({"kind": pl.String, "dest": pl.String}), infer_schema_length=None)
+    front = ["run_id", "kind", "dest"]
+    return df.with_columns(info.struct.field("kind"), info.struct.field("dest")).select(
+        front + [c for c in df.columns if c not in front])

@@ -16,9 +16,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import storage
 from ..errors import EmbeddingError, FrameNotFoundError
+from ..query.lance_sql import eq, not_null
 from .schema import CORE_NAMES
-from .table import sql_literal
 
 if TYPE_CHECKING:
     from .table import FrameTable
@@ -69,13 +70,13 @@ def add_embeddings(
     Frames not listed keep their vector (or none). With `index`, an IVF_PQ index is built once at
     least INDEX_MIN_ROWS frames have vectors (and refreshed after later writes).
     """
-    table._require_writable()
+    table.require_writable()
     if not isinstance(model, str) or not model.strip():
         raise EmbeddingError("model must name the embedding model and version, e.g. model='clip-vit-b32@openai'")
     ids = _ids(frame_ids)
     matrix = _matrix(vectors, len(ids))
-    ds = table.lance()
-    _check_column(ds.schema, column, matrix.shape[1])
+    ds = table.handle()
+    _check_column(storage.schema(ds), column, matrix.shape[1])
     _check_frames(table, ids)
     dim = matrix.shape[1]
     data = pa.table(
@@ -85,13 +86,13 @@ def add_embeddings(
             model_column(column): pa.array(np.full(len(ids), model, dtype=object), pa.string()),
         }
     )
-    if column in ds.schema.names:
+    if column in storage.schema(ds).names:
         # Partial-schema upsert: only these columns of the matched rows change; one commit.
-        ds.merge_insert("frame_id").when_matched_update_all().execute(data)
+        storage.writes.update_matched(ds, data, "frame_id")
     else:
         # New columns joined on frame_id; unlisted frames get nulls; one commit.
-        ds.merge(data, left_on="frame_id")
-    table._ds = None
+        storage.writes.merge_columns(ds, data, "frame_id")
+    table.invalidate()
     version = table.version
     indexed = _maybe_index(table, column, dim, index)
     log.info("%s: wrote %d %s vectors (dim %d) at version %d", table.name, len(ids), column, dim, version)
@@ -102,9 +103,9 @@ def similar(table: FrameTable, frame_id: str, k: int = 10, column: str = EMBEDDI
     """The `k` frames nearest to `frame_id` by L2 distance of `column`: frame_id, distance (ascending)."""
     if not isinstance(k, int) or k < 1:
         raise EmbeddingError(f"k must be a positive integer, not {k!r}")
-    ds = table.lance()
+    ds = table.handle()
     _require_column(table, column)
-    rows = ds.to_table(columns=[column], filter=f"frame_id = {sql_literal(frame_id)}")
+    rows = storage.scan.read(ds, columns=[column], filter=eq("frame_id", frame_id))
     if rows.num_rows == 0:
         raise FrameNotFoundError(f"frame {frame_id!r} is not in dataset {table.name!r}")
     vec = rows.column(column)[0]
@@ -114,8 +115,7 @@ def similar(table: FrameTable, frame_id: str, k: int = 10, column: str = EMBEDDI
         )
     query = np.asarray(vec.values.to_numpy(zero_copy_only=False), dtype=np.float32)
     # k + 1 and drop the frame itself afterwards: a prefilter would scan every frame_id (100x slower).
-    nearest = {"column": column, "q": query, "k": k + 1, "refine_factor": _REFINE_FACTOR}
-    found = ds.to_table(columns=["frame_id", "_distance"], nearest=nearest)
+    found = storage.scan.nearest(ds, column, query, k + 1, _REFINE_FACTOR, columns=["frame_id", "_distance"])
     found = found.filter(pc.and_(pc.not_equal(found.column("frame_id"), frame_id), pc.is_valid(found.column("_distance"))))
     found = found.sort_by([("_distance", "ascending"), ("frame_id", "ascending")]).slice(0, k)
     # Lance reports squared L2; report the distance itself.
@@ -200,20 +200,20 @@ def _check_frames(table: FrameTable, ids: pa.Array) -> None:
 
 
 def _maybe_index(table: FrameTable, column: str, dim: int, index: bool) -> bool:
-    ds = table.lance()
-    has_index = any(column in d.field_names for d in ds.describe_indices())
+    ds = table.handle()
+    has_index = any(i.column == column for i in storage.indices.describe(ds))
     if not index:
         return has_index
-    rows = ds.count_rows(filter=f"{column} IS NOT NULL")
+    rows = storage.scan.count(ds, not_null(column))
     if has_index:
         table.refresh_indices(merge=False)  # index the new vectors without rewriting any index whole
     elif rows >= INDEX_MIN_ROWS:
         sub_vectors = _sub_vectors(dim)
         # Lance trains a partition only from ~256 vectors, so fewer partitions than sqrt(rows) on small sets.
         partitions = max(1, min(int(math.sqrt(rows)), rows // INDEX_MIN_ROWS))
-        ds.create_index(column, "IVF_PQ", metric="l2", num_partitions=partitions, num_sub_vectors=sub_vectors)
+        storage.indices.create_vector_index(ds, column, partitions, sub_vectors)
         log.info("%s: built IVF_PQ index on %s (%d vectors)", table.name, column, rows)
-    table._ds = None
+    table.invalidate()
     return has_index or rows >= INDEX_MIN_ROWS
 
 

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from ..errors import IngestError, SchemaError
 from ..fsio import open_filesystem, split_protocol
+from ..query.lance_sql import not_null, starts_with
 from .bursts import DEFAULT_GAP_S, assign_bursts
 from .headers import DEFAULT_BLOCK, HEADER_SCHEMA, read_headers
 from .normalize import check_timezone, parse_timestamps
@@ -147,11 +148,9 @@ def _mtimes(raw: list[Any]) -> pl.Series:
 
 def _existing(table: FrameTable, prefix: str) -> pl.DataFrame:
     """uri and source columns of the frames already ingested from under `prefix`."""
-    from .table import sql_literal
-
     names = table.schema.names
     columns = ["uri"] + [c for c in SOURCE_COLUMNS if c in names]
-    df = pl.from_arrow(table.to_arrow(columns=columns, filter=f"starts_with(uri, {sql_literal(prefix)})"))
+    df = pl.from_arrow(table.to_arrow(columns=columns, filter=starts_with("uri", prefix)))
     missing = {"source_etag": pl.String, "source_mtime": pl.Datetime("us", "UTC"), "source_size": pl.Int64}
     return df.with_columns(
         *(pl.lit(None, t).alias(c) for c, t in missing.items() if c not in df.columns), pl.lit(True).alias("_seen")
@@ -162,7 +161,7 @@ def _known_hashes(table: FrameTable) -> pl.DataFrame:
     """(sha256, uri) of every frame of the dataset that has a content hash."""
     if "sha256" not in table.schema.names:
         return pl.DataFrame(schema={"sha256": pl.String, "uri": pl.String})
-    return pl.from_arrow(table.to_arrow(columns=["sha256", "uri"], filter="sha256 IS NOT NULL"))
+    return pl.from_arrow(table.to_arrow(columns=["sha256", "uri"], filter=not_null("sha256")))
 
 
 def ingest(
@@ -180,7 +179,7 @@ def ingest(
 ) -> IngestReport:
     """Add the images under `uri` that the dataset does not hold yet (see the module docstring)."""
     start = time.perf_counter()
-    table._require_writable()
+    table.require_writable()
     pattern, fields = compile_layout(layout) if layout else (None, [])
     try:
         check_timezone(tz)

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import DuplicateFrameError, SchemaError
+from .names import check_column_names
 from .schema import (
     ANNOTATION_TYPE,
     CORE_NAMES,
@@ -184,6 +185,7 @@ def normalize_frames(
     n = table.num_rows
     now = now or dt.datetime.now(dt.UTC)
     extra_types = {f.name: f.type for f in (extra_schema or [])}
+    check_column_names([c for c in table.column_names if c not in CORE_NAMES], [*CORE_NAMES, *extra_types])
     # A new user column whose values are all null has no type to store; it is left out (nothing is
     # lost) and added by the first write that carries a value, with that value's type (polars'
     # large_string stored as plain string, like the core columns).
@@ -218,7 +220,11 @@ def _coerce(
         if name == "captured_at":
             return parse_timestamps(col, assume_tz)
         if name == "revision":
-            return pc.fill_null(col.cast(pa.int64()), 0)
+            revision = pc.fill_null(col.cast(pa.int64()), 0)
+            if pc.any(pc.less(revision, 0)).as_py():
+                first = pc.index(pc.less(revision, 0), True).as_py()
+                raise SchemaError(f"row {first}: revision is {revision[first].as_py()}; a revision is >= 0")
+            return revision
         if name == "annotations":
             return normalize_annotations(col, frame_id, now)
         if name == "labels":
@@ -300,9 +306,19 @@ def _check_annotations(ann: dict[str, pa.Array], parents: pa.Array) -> None:
     )
     fail(pc.invert(pc.is_in(ann["level"], pa.array(OBSERVATION_LEVELS))), f"level must be one of {OBSERVATION_LEVELS}")
     conf = ann["confidence"]
-    fail(pc.or_(pc.less(conf, 0), pc.greater(conf, 1)), "confidence must lie in [0, 1]")
+    # the rules commit() applies to changes: NaN is no confidence (it would never enter a review queue)
+    fail(pc.or_(pc.or_(pc.less(conf, 0), pc.greater(conf, 1)), pc.is_nan(conf)), "confidence must lie in [0, 1]")
+    fail(pc.less(ann["count"], 0), "count must be >= 0")
+    fail(pc.less(ann["revision"], 0), "annotation revision must be >= 0")
+    fail(_repeated_ann_ids(ann["ann_id"], parents), "ann_id appears twice in one frame; give each annotation its own")
     bad = bbox_out_of_range(ann["bbox"])
     fail(bad, "bbox must be normalised [x, y, w, h] with x, y, w, h >= 0 and x + w, y + h <= 1")
+
+
+def _repeated_ann_ids(ann_id: pa.Array, parents: pa.Array) -> pa.Array:
+    """True at every annotation whose (frame, ann_id) occurs more than once: a change could not tell them apart."""
+    df = pl.DataFrame({"p": pl.from_arrow(parents), "a": pl.from_arrow(ann_id)})
+    return df.select(pl.struct("p", "a").is_duplicated()).to_series().to_arrow()
 
 
 def bbox_out_of_range(bbox: pa.Array, tolerance: float = 1e-6) -> pa.Array:

@@ -1,88 +1,11 @@
-"""Find and read frame rows by frame_id in one Lance version, at a cost that follows the ids asked for.
+"""Frame rows by frame_id: the storage kernel's row reads (hyperds.storage.rows), named where frames code looks.
 
-Few ids: BTREE lookups, `_CHUNK` ids per query (one long IN list plans slowly) on a few threads. Many ids
-(relative to the table): one frame_id column scan. Rows are then taken by row id, in chunks on threads.
+`sql_literal` is the Lance string literal of the one filter renderer (hyperds.query.lance_sql).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from ..query.lance_sql import sql_literal
+from ..storage.rows import Snapshot, locate_rows, read_rows, take_rows
 
-import lance
-import pyarrow as pa
-import pyarrow.compute as pc
-
-_CHUNK = 250
-_THREADS = 4
-_ROWS_PER_LOOKUP = 300  # one index lookup costs about as much as scanning this many frame_ids
-
-
-def sql_literal(value: str) -> str:
-    """A string as a quoted SQL literal for Lance filters."""
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _chunked(fn: Callable[[list], pa.Table], items: list, schema: pa.Schema, size: int = _CHUNK) -> pa.Table:
-    chunks = [items[i : i + size] for i in range(0, len(items), size)]
-    if len(chunks) <= 1:
-        return fn(chunks[0]) if chunks else schema.empty_table()
-    with ThreadPoolExecutor(min(_THREADS, len(chunks))) as pool:
-        return pa.concat_tables(list(pool.map(fn, chunks)))
-
-
-def locate_rows(ds: lance.LanceDataset, frame_ids: Sequence[str]) -> pa.Table:
-    """frame_id, _rowid and _rowaddr of the rows whose frame_id is in `frame_ids`, sorted by frame_id."""
-    ids = sorted(set(frame_ids))
-    options = {"columns": ["frame_id"], "with_row_id": True, "with_row_address": True}
-    if len(ids) * _ROWS_PER_LOOKUP <= ds.count_rows():
-
-        def lookup(chunk: list[str]) -> pa.Table:
-            return ds.to_table(filter="frame_id IN (" + ", ".join(sql_literal(i) for i in chunk) + ")", **options)
-
-        schema = pa.schema([("frame_id", pa.string()), ("_rowid", pa.uint64()), ("_rowaddr", pa.uint64())])
-        keys = _chunked(lookup, ids, schema)
-    else:
-        keys = ds.to_table(**options)
-        keys = keys.filter(pc.is_in(keys.column("frame_id"), pa.array(ids, pa.string())))
-    return keys.sort_by("frame_id")
-
-
-def take_rows(ds: lance.LanceDataset, where: pa.Table, columns: list[str] | None = None) -> pa.Table:
-    """The rows `locate_rows` found (whole, or only `columns`), in its order."""
-    row_ids = where.column("_rowid").combine_chunks().to_pylist() if where.num_rows else []
-    schema = pa.schema([ds.schema.field(c) for c in columns]) if columns else ds.schema
-
-    def take(chunk: list[int]) -> pa.Table:
-        return ds._take_rows(chunk, columns=columns)
-
-    return _chunked(take, row_ids, schema, max(_CHUNK, -(-len(row_ids) // _THREADS)))
-
-
-def read_rows(ds: lance.LanceDataset, frame_ids: Sequence[str], columns: list[str] | None = None) -> pa.Table:
-    """The rows of `ds` whose frame_id is in `frame_ids` (whole, or only `columns`), sorted by frame_id."""
-    return take_rows(ds, locate_rows(ds, frame_ids), columns)
-
-
-@dataclasses.dataclass(frozen=True)
-class Snapshot:
-    """Whole frame rows and their addresses (`locate_rows`) as read at `ds.version`: a commit can be based on them."""
-
-    ds: lance.LanceDataset
-    where: pa.Table
-    rows: pa.Table
-
-    @classmethod
-    def read(cls, ds: lance.LanceDataset, frame_ids: Sequence[str]) -> Snapshot:
-        where = locate_rows(ds, frame_ids)
-        return cls(ds, where, take_rows(ds, where))
-
-    def only(self, frame_ids: Sequence[str]) -> Snapshot:
-        """The same snapshot restricted to `frame_ids`."""
-        ids = pa.array(sorted(set(frame_ids)), pa.string())
-        return Snapshot(
-            self.ds,
-            self.where.filter(pc.is_in(self.where.column("frame_id"), ids)),
-            self.rows.filter(pc.is_in(self.rows.column("frame_id"), ids)),
-        )
+__all__ = ["Snapshot", "locate_rows", "read_rows", "sql_literal", "take_rows"]

@@ -33,6 +33,14 @@ ANNOTATION_TYPE = pa.struct(
         # 'media' for a label on this image, 'event' for a Camtrap DP event-level
         # observation attached to every frame of its event.
         pa.field("level", pa.string()),
+        # What a Camtrap DP observation says about the animal (null elsewhere), so an export gives it back.
+        pa.field("life_stage", pa.string()),
+        pa.field("sex", pa.string()),
+        pa.field("behavior", pa.string()),
+        pa.field("individual_id", pa.string()),
+        # JSON object of the source format's other per-annotation values (e.g. Camtrap DP observationType,
+        # eventStart/End, individualSpeed, observationTags), kept verbatim for the exporters.
+        pa.field("attributes", pa.string()),
     ]
 )
 

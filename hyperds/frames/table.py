@@ -9,18 +9,22 @@ import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
-import lance
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import storage
 from ..errors import FrameNotFoundError, HyperdsError, SchemaError
+from ..query.lance_sql import eq, sql_literal
+from ..storage import Handle
+from ..storage.rows import locate_rows
 from .normalize import FrameInput, normalize_frames
-from .rows import locate_rows, sql_literal
 from .schema import CORE_NAMES, INDICES
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from ..storage import Connection
+
+__all__ = ["AddResult", "FrameTable", "count_annotations", "sql_literal"]
 
 log = logging.getLogger(__name__)
 
@@ -45,33 +49,63 @@ def count_annotations(table: pa.Table) -> int:
 
 
 class FrameTable:
-    """A dataset's frames table at its latest version, or pinned read-only to `version`."""
+    """A dataset's frames table at its latest version, or pinned read-only to `version`.
 
-    def __init__(self, store: Store, name: str, version: int | None = None):
+    `handle` (optional) is an already opened kernel handle at `version`, reused for every read (a view
+    resolves several sub-queries through one handle: each open re-reads the manifest).
+    """
+
+    def __init__(self, store: Connection, name: str, version: int | None = None, handle: Handle | None = None):
         self.store = store
         self.name = name
         self._pinned = version
-        self._ds: lance.LanceDataset | None = None
+        self._ds: Handle | None = None
+        self._handle = handle if version is not None else None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Opened handles hold the storage options (secrets too): a pickled table re-opens from its store.
+        return {**self.__dict__, "_ds": None, "_handle": None}
 
     # -- opening ---------------------------------------------------------------------------
     @property
     def uri(self) -> str:
         return self.store.table_uri(self.name)
 
-    def lance(self, version: int | None = None) -> lance.LanceDataset:
-        """The underlying pylance dataset (latest, or the pinned/asked version)."""
+    @property
+    def pinned_version(self) -> int | None:
+        """The version this table is pinned to (read-only), or None for the latest (no I/O)."""
+        return self._pinned
+
+    def handle(self, version: int | None = None) -> Handle:
+        """The storage kernel's handle on the latest (or the pinned / asked) version; pass it to kernel calls."""
         version = version if version is not None else self._pinned
         if version is None:
             if self._ds is None:
                 self._ds = self.store.open_lance(self.name)
             else:
-                self._ds.checkout_latest()
+                storage.latest(self._ds)
             return self._ds
+        if self._handle is not None and version == self._pinned:
+            return self._handle
         return self.store.open_lance(self.name, version=version)
+
+    def lance(self, version: int | None = None) -> Handle:
+        """The underlying pylance dataset (latest, or the pinned/asked version): an escape hatch for users
+        and tests; hyperds' own modules go through `handle()` and the storage kernel."""
+        return self.handle(version)
+
+    def invalidate(self) -> None:
+        """Forget the cached handle after a write, so the next read opens the new version."""
+        self._ds = None
+
+    def require_writable(self) -> None:
+        """SchemaError if this table is pinned to a version (read-only)."""
+        if self._pinned is not None:
+            raise SchemaError(f"dataset {self.name!r} is opened at version {self._pinned}, read-only; use store.dataset()")
 
     def at(self, version: int) -> FrameTable:
         """A read-only view of this dataset as it was at Lance `version`."""
-        available = [v["version"] for v in self.lance().versions()]
+        available = storage.versions(self.handle())
         if version not in available:
             raise HyperdsError(
                 f"dataset {self.name!r} has no version {version}; available versions: {available[0]}..{available[-1]}"
@@ -81,13 +115,17 @@ class FrameTable:
         return type(self)(self.store, self.name, version=version)
 
     # -- metadata --------------------------------------------------------------------------
+    # version / schema / root read the latest manifest on each access of an unpinned table (one small
+    # read; the pinned handle is opened once and cached).
     @property
     def version(self) -> int:
-        return self.lance().version
+        """The Lance version read (latest: re-read on each access)."""
+        return storage.version(self.handle())
 
     @property
     def schema(self) -> pa.Schema:
-        return self.lance().schema
+        """The schema of the version read (latest: re-read on each access)."""
+        return storage.schema(self.handle())
 
     @property
     def extra_schema(self) -> pa.Schema:
@@ -102,21 +140,23 @@ class FrameTable:
         return root.decode() if root else None
 
     def __len__(self) -> int:
-        return self.lance().count_rows()
+        return storage.scan.count(self.handle())
 
     def count(self, filter: str | None = None) -> int:
-        return self.lance().count_rows(filter=filter)
+        """Rows passing the Lance `filter` (text from hyperds.query.lance_sql)."""
+        return storage.scan.count(self.handle(), filter)
 
     # -- reads -----------------------------------------------------------------------------
     def to_arrow(self, columns: list[str] | None = None, filter: str | None = None) -> pa.Table:
-        return self.lance().to_table(columns=columns, filter=filter)
+        """Rows passing the Lance `filter` (text from hyperds.query.lance_sql), all columns or `columns`."""
+        return storage.scan.read(self.handle(), columns=columns, filter=filter)
 
     def to_polars(self, columns: list[str] | None = None, filter: str | None = None) -> pl.DataFrame:
         return pl.from_arrow(self.to_arrow(columns=columns, filter=filter))
 
     def get(self, frame_id: str) -> dict[str, Any]:
         """One frame as a dict (annotations as a list of dicts)."""
-        rows = self.to_arrow(filter=f"frame_id = {sql_literal(frame_id)}").to_pylist()
+        rows = self.to_arrow(filter=eq("frame_id", frame_id)).to_pylist()
         if not rows:
             raise FrameNotFoundError(
                 f"frame {frame_id!r} is not in dataset {self.name!r}; list frame ids with "
@@ -126,40 +166,41 @@ class FrameTable:
 
     def existing_ids(self, frame_ids: pa.Array) -> pa.Array:
         """The subset of `frame_ids` already in the table (see rows.locate_rows), sorted."""
-        return locate_rows(self.lance(), frame_ids.to_pylist()).column("frame_id").combine_chunks()
+        return locate_rows(self.handle(), frame_ids.to_pylist()).column("frame_id").combine_chunks()
 
     # -- writes ----------------------------------------------------------------------------
-    def _require_writable(self) -> None:
-        if self._pinned is not None:
-            raise SchemaError(f"dataset {self.name!r} is opened at version {self._pinned}, read-only; use store.dataset()")
 
     def add_frames(self, data: FrameInput, assume_tz: str = "UTC") -> AddResult:
         """Insert frames whose frame_id is new; existing frame_ids are skipped (idempotent).
 
         All rows are validated before anything is written; the insert is one Lance commit.
         """
-        self._require_writable()
+        self.require_writable()
         table = normalize_frames(data, extra_schema=self.extra_schema, assume_tz=assume_tz)
         return self.insert_normalized(table)
 
     def insert_normalized(self, table: pa.Table) -> AddResult:
         """Insert the rows of `table` (already in the frames schema, see normalize_frames) whose
         frame_id is new, as one commit; when none is new, nothing is written."""
-        self._require_writable()
-        empty = self.lance().count_rows() == 0
+        self.require_writable()
+        empty = len(self) == 0
         ids = table.column("frame_id").combine_chunks()
         new = table if empty else table.filter(pc.invert(pc.is_in(ids, self.existing_ids(ids))))
         skipped = table.num_rows - new.num_rows
         if new.num_rows == 0:
             return AddResult(0, skipped, self.version)
-        self._add_columns(new.schema)
-        ds = self.lance()
-        # merge_insert, not append: a frame_id inserted concurrently since the check stays single.
-        builder = ds.merge_insert("frame_id").when_not_matched_insert_all()
-        if new.num_rows > _INDEXED_MERGE_LIMIT or empty:
-            builder = builder.use_index(False)
-        inserted = int(builder.execute(self._align(new, ds.schema))["num_inserted_rows"])
-        self._ds = None
+        widened = self._add_columns(new.schema)
+        try:
+            ds = self.handle()
+            # merge_insert, not append: a frame_id inserted concurrently since the check stays single.
+            use_index = not (new.num_rows > _INDEXED_MERGE_LIMIT or empty)
+            inserted = storage.writes.insert_new(ds, self._align(new, storage.schema(ds)), "frame_id", use_index)
+        except BaseException:
+            if widened is not None:  # the new columns go too: a failed write leaves the schema as it was
+                storage.rollback.undo_latest_version(self.store, self.name, widened)
+            self.invalidate()
+            raise
+        self.invalidate()
         self.refresh_indices(merge=False)
         annotations = count_annotations(new)
         log.info("%s: inserted %d frames, skipped %d existing", self.name, inserted, table.num_rows - inserted)
@@ -174,14 +215,17 @@ class FrameTable:
                 cols.append(pa.nulls(table.num_rows, f.type))
         return pa.Table.from_arrays(cols, schema=pa.schema(list(schema), metadata=None))
 
-    def _add_columns(self, incoming: pa.Schema) -> None:
-        """Add the user columns of `incoming` the table lacks (normalize_frames already cast the others)."""
-        ds = self.lance()
-        new = [f for f in incoming if f.name not in ds.schema.names]
-        if new:
-            ds.add_columns(new)
-            self._ds = None
-            log.info("%s: added user column(s) %s", self.name, [f.name for f in new])
+    def _add_columns(self, incoming: pa.Schema) -> int | None:
+        """Add the user columns of `incoming` the table lacks (normalize_frames already cast the others
+        and checked their names); the version that added them, or None when none was missing."""
+        ds = self.handle()
+        new = [f for f in incoming if f.name not in storage.schema(ds).names]
+        if not new:
+            return None
+        storage.writes.add_columns(ds, new)
+        self.invalidate()
+        log.info("%s: added user column(s) %s", self.name, [f.name for f in new])
+        return storage.version(self.handle())
 
     def refresh_indices(self, merge: bool = True) -> None:
         """Create the scalar indices on first data, then fold new rows into their last segment.
@@ -189,18 +233,5 @@ class FrameTable:
         With merge=False (after each write) an index still in one segment gets a delta segment instead,
         since folding into it would rewrite it whole: the cost then follows the rows written, not the table.
         """
-        ds = self.lance()
-        if ds.count_rows() == 0:
-            return
-        indices = ds.describe_indices()
-        have = {d.field_names[0] for d in indices}
-        missing = {c: t for c, t in INDICES.items() if c not in have}
-        for column, kind in missing.items():
-            ds.create_scalar_index(column, kind)
-        if not missing:
-            single = [] if merge else [i.name for i in indices if len(i.segments) == 1]
-            if single:
-                ds.optimize.optimize_indices(num_indices_to_merge=0, index_names=single)
-            if len(single) < len(indices):
-                ds.optimize.optimize_indices(index_names=[i.name for i in indices if i.name not in single])
-        self._ds = None
+        storage.indices.refresh_indices(self.handle(), INDICES, merge)
+        self.invalidate()

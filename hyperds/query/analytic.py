@@ -13,11 +13,11 @@ from __future__ import annotations
 import difflib
 from typing import TYPE_CHECKING
 
-import lance
 import polars as pl
 import pyarrow as pa
 from sqlglot import exp
 
+from .. import storage
 from ..errors import QueryError
 from ..frames.summary import explode_annotations
 from ..frames.table import FrameTable
@@ -25,6 +25,7 @@ from .parse import _pos, dotted_name_error, parse_tree
 from .sidecar import open_annotation_table
 
 if TYPE_CHECKING:
+    from ..storage import Handle
     from ..store import Store
 
 RELATIONS = ("__annotations", "__labels", "__label_counts")
@@ -44,7 +45,7 @@ def run_sql(store: Store, sql: str) -> pl.DataFrame:
         if table.name and table.name not in ctes:
             refs.setdefault(table.name, table)
     known = store.datasets()
-    opened: dict[str, tuple[FrameTable, lance.LanceDataset]] = {}
+    opened: dict[str, tuple[FrameTable, Handle]] = {}
     ctx = pl.SQLContext()
     for name, node in refs.items():
         base, suffix = _split(name)
@@ -52,7 +53,7 @@ def run_sql(store: Store, sql: str) -> pl.DataFrame:
             raise _unknown(name, known, sql, node)
         if base not in opened:
             table = FrameTable(store, base)
-            opened[base] = (table, table.lance())
+            opened[base] = (table, table.handle())
         ctx.register(name, _relation(*opened[base], suffix))
     try:
         return ctx.execute(sql, eager=True)
@@ -82,14 +83,14 @@ def _unknown(name: str, known: list[str], sql: str, node: exp.Table) -> QueryErr
     )
 
 
-def _relation(table: FrameTable, lds: lance.LanceDataset, suffix: str) -> pl.LazyFrame:
+def _relation(table: FrameTable, lds: Handle, suffix: str) -> pl.LazyFrame:
     if suffix == "__label_counts":
-        stats = open_annotation_table(table, lds.version, "label_counts")
+        stats = open_annotation_table(table, storage.version(lds), "label_counts")
         if stats is not None:
-            return pl.scan_pyarrow_dataset(stats)
-        labels = pl.scan_pyarrow_dataset(lds).select(pl.col("labels").alias("label")).explode("label")
+            return pl.scan_pyarrow_dataset(storage.scan.arrow_dataset(stats))
+        labels = pl.scan_pyarrow_dataset(storage.scan.arrow_dataset(lds)).select(pl.col("labels").alias("label")).explode("label")
         return labels.drop_nulls().group_by("label").agg(pl.len().cast(pl.Int64).alias("frames"))
-    frames = pl.scan_pyarrow_dataset(lds)
+    frames = pl.scan_pyarrow_dataset(storage.scan.arrow_dataset(lds))
     if suffix == "__annotations":
         return explode_annotations(frames)
     if suffix == "__labels":

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from ..frames.table import sql_literal
 from . import ast as a
+from .lance_sql import sql_literal
 from .rules import NOT_REJECTED_FILTER, excludes_rejected, is_not_rejected_test
+
 # SQL words a column may be named after; such names are quoted in Lance filters
 _KEYWORDS = set(
     "ALL AND ANY ARRAY AS ASC BETWEEN BY CASE CAST DATE DESC DISTINCT ELSE END EXISTS FALSE FROM GROUP HAVING IN "

@@ -2,22 +2,26 @@
 
 Construction reads only the schema (so errors come before any data is read); every result method
 runs the Lance scan with the pushed filter, then the exact residual (annotation terms answered by
-the side table when one matches the version and pays), then order and limit.
+the side table when one matches the version and pays), then order and limit. With no residual and
+the default (or frame_id) order, LIMIT/OFFSET go to Lance as a top-k on frame_id, and only the rows
+kept are read whole. `to_batches` streams.
 """
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import storage
 from ..errors import QueryError
-from ..frames.table import sql_literal
 from . import ast as a
+from .lance_sql import all_of, isin
 from .parse import Statement, parse
 from .plan import Plan, SideTerm, plan
 from .residual import CMP, mask
@@ -26,9 +30,9 @@ from .sidecar import open_annotation_table
 from .validate import validate
 
 if TYPE_CHECKING:
-    import lance
-
+    from ..export import ExportResult
     from ..frames.table import FrameTable
+    from ..storage import Handle
 
 # Up to this many frame ids from the side table are pushed to Lance as `frame_id IN (…)` (BTREE).
 _IN_LIST_LIMIT = 500
@@ -83,8 +87,10 @@ class Query:
         `columns` (a list, or one name) overrides output_columns."""
         lds = self._lance()  # one snapshot for the whole read
         out = [columns] if isinstance(columns, str) else list(columns) if columns is not None else self.output_columns
-        self._check_columns(out, lds.schema.names)
+        self._check_columns(out, storage.schema(lds).names)
         st = self.statement
+        if self._limit_pushes_down():
+            return self._top(lds, out)
         order = [k.column.name for k in st.order]
         table = self._scan(lds, _unique(["frame_id"] + out + order))
         table = table.take(_order(table, st)) if table.num_rows else table
@@ -95,6 +101,33 @@ class Query:
     def to_polars(self, columns: list[str] | str | None = None) -> pl.DataFrame:
         return pl.from_arrow(self.to_arrow(columns))
 
+    def to_batches(self, columns: list[str] | str | None = None, batch_size: int = 65_536) -> Iterator[pa.RecordBatch]:
+        """Matching frames as a stream of record batches (at most `batch_size` rows each), read from one snapshot.
+
+        Without ORDER BY / LIMIT / OFFSET the batches come in storage order as Lance scans them (the
+        residual is applied per batch; nothing is held beyond one batch); their union is to_arrow()'s rows.
+        With them, the ordered (LIMIT: pushed-down) result is cut into batches.
+        """
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise QueryError(f"batch_size must be a positive integer, not {batch_size!r}")
+        st = self.statement
+        if st.order or st.limit is not None or st.offset:
+            yield from self.to_arrow(columns).to_batches(max_chunksize=batch_size)
+            return
+        lds = self._lance()
+        out = [columns] if isinstance(columns, str) else list(columns) if columns is not None else self.output_columns
+        self._check_columns(out, storage.schema(lds).names)
+        pushdown, residual, ids, _ = self._prepare(lds)
+        read = _unique(["frame_id"] + out + (sorted(a.frame_columns(residual)) if residual is not None else []))
+        _, batches = storage.scan.batches(lds, read, pushdown, batch_size)
+        for batch in batches:
+            if residual is not None:
+                batch = batch.filter(mask(residual, batch))
+            if ids is not None:
+                batch = batch.filter(_member(pa.chunked_array([batch.column("frame_id")]), ids))
+            for start in range(0, batch.num_rows, batch_size):  # Lance may hand out larger batches
+                yield batch.slice(start, batch_size).select(out)
+
     def frame_ids(self) -> pa.Array:
         """frame_id of every matching frame, in result order."""
         return self.to_arrow(["frame_id"]).column("frame_id").combine_chunks()
@@ -103,11 +136,18 @@ class Query:
         """Number of matching frames (after LIMIT/OFFSET)."""
         st, lds = self.statement, self._lance()
         if self.plan.residual is None:
-            n = lds.count_rows(filter=self.plan.pushdown)
+            n = storage.scan.count(lds, self.plan.pushdown)
         else:  # no sort needed to count: OFFSET/LIMIT only cut the number
             n = self._scan(lds, ["frame_id"]).num_rows
         n = max(n - st.offset, 0)
         return n if st.limit is None else min(n, st.limit)
+
+    def export(self, format: str, dest: str, **options: Any) -> ExportResult:
+        """Write the matching frames to `dest` (folder or s3:// prefix) as `format` (camtrap-dp, coco-ct,
+        megadetector, yolo, csv), with provenance; see hyperds.export.export for the options."""
+        from ..export import export
+
+        return export(self, format, dest, **options)
 
     def explain(self) -> str:
         """The pushed Lance filter, the residual, the side-table use and Lance's physical plans."""
@@ -125,22 +165,26 @@ class Query:
         lines += [f"  {a.to_sql(term)} is exactly {text} (labels lists annotations not rejected)"
                   for term, text in p.via_labels]
         side = self._side_table(lds)
+        version = storage.version(lds)
+        if self._limit_pushes_down():
+            st = self.statement
+            lines.append(f"limit:     pushed to Lance: top {st.offset + st.limit} by frame_id, then whole rows by id")
         if p.side and side is None:
-            lines.append(f"side table: not used for frames version {lds.version} (none built for it, or the "
+            lines.append(f"side table: not used for frames version {version} (none built for it, or the "
                          f"pushdown keeps at most {self.nested_limit} frames); annotation terms scan nested lists")
         elif side is not None:
             left = p.without_side()
-            lines.append(f"side table: annotations side table (built from frames version {lds.version}) answers:")
+            lines.append(f"side table: annotations side table (built from frames version {version}) answers:")
             lines += [f"  {a.to_sql(t.term)}  via filter {t.filter or '(all annotations)'}" for t in p.side]
             lines.append(f"residual after side table: {a.to_sql(left) if left is not None else '(none)'}")
             for t in p.side:
-                plan = side.scanner(filter=t.filter, columns=["frame_id"]).explain_plan(verbose=False)
+                plan = storage.scan.explain(side, ["frame_id"], t.filter)
                 lines += ["side table plan:", *("  " + line for line in plan.strip().splitlines())]
             needed = _unique(["frame_id"] + (sorted(a.frame_columns(left)) if left is not None else []))
             if p.prefilter:
                 lines.append(f"lance filter with the side table: {p.exact or '(none)'} (its frame ids replace the prefilter)")
         pushdown = p.exact if side is not None else p.pushdown
-        lance_plan = lds.scanner(filter=pushdown, columns=needed).explain_plan(verbose=False)
+        lance_plan = storage.scan.explain(lds, needed, pushdown)
         lines += ["lance plan:", *("  " + line for line in lance_plan.strip().splitlines())]
         return "\n".join(lines)
 
@@ -155,43 +199,61 @@ class Query:
     def _residual_columns(self) -> list[str]:
         return sorted(a.frame_columns(self.plan.residual)) if self.plan.residual is not None else []
 
-    def _side_table(self, lds: lance.LanceDataset) -> lance.LanceDataset | None:
+    def _side_table(self, lds: Handle) -> Handle | None:
         """The side table for this version, when it pays: not when the pushdown alone keeps few frames."""
         if not self.plan.side:
             return None
-        side = open_annotation_table(self.table, lds.version)
-        if side is not None and self.plan.pushdown and lds.count_rows(filter=self.plan.pushdown) <= self.nested_limit:
+        side = open_annotation_table(self.table, storage.version(lds))
+        if side is not None and self.plan.pushdown and storage.scan.count(lds, self.plan.pushdown) <= self.nested_limit:
             return None
         return side
 
-    def _lance(self) -> lance.LanceDataset:
-        return self.table.lance()
+    def _lance(self) -> Handle:
+        return self.table.handle()
 
-    def _scan(self, lds: lance.LanceDataset, columns: list[str]) -> pa.Table:
-        """`columns` (frame_id first, plus what the residual reads) of the rows passing the pushed
-        filter and the residual, filtered batch by batch as they stream.
+    def _limit_pushes_down(self) -> bool:
+        """LIMIT goes to Lance when nothing is checked after the scan and the order is frame_id's."""
+        st = self.statement
+        by_frame_id = not st.order or st.order[0].column.name == "frame_id"
+        return st.limit is not None and self.plan.residual is None and by_frame_id
+
+    def _top(self, lds: Handle, columns: list[str]) -> pa.Table:
+        """The LIMIT/OFFSET rows in frame_id order: a Lance top-k over frame_id alone, then those rows taken whole."""
+        st = self.statement
+        descending = bool(st.order) and st.order[0].descending
+        n = st.offset + st.limit
+        ids = storage.scan.top_row_ids(lds, "frame_id", n, self.plan.pushdown, descending) if n else pa.array([], pa.uint64())
+        return storage.scan.take_row_ids(lds, ids[st.offset:], columns=_unique(columns)).select(columns)
+
+    def _prepare(self, lds: Handle) -> tuple[str | None, a.Node | None, pa.Array | None, pa.Array | None]:
+        """(Lance filter, residual, frame ids rows must be among, frame ids that alone answer the query).
 
         When the annotation side table matches the version read, it answers the annotation terms
-        it can (a set of frame ids) and only the rest of the residual is evaluated here.
+        it can (a set of frame ids) and only the rest of the residual is evaluated after the scan.
         """
-        pushdown, residual, ids = self.plan.pushdown, self.plan.residual, None
+        pushdown, residual = self.plan.pushdown, self.plan.residual
         side = self._side_table(lds)
-        if side is not None:
-            ids = _side_frames(side, self.plan.side)
-            residual = self.plan.without_side()
-            pushdown = self.plan.exact  # the side table's frame ids are exact: the label prefilters would only cost
-            if residual is None and pushdown is None and columns == ["frame_id"]:
-                return pa.table({"frame_id": ids})
-            if len(ids) <= _IN_LIST_LIMIT:
-                id_filter = f"frame_id IN ({', '.join(sql_literal(i) for i in ids.to_pylist())})" if len(ids) else "false"
-                pushdown = f"({pushdown}) AND ({id_filter})" if pushdown else id_filter
-                ids = None
+        if side is None:
+            return pushdown, residual, None, None
+        ids = _side_frames(side, self.plan.side)
+        residual = self.plan.without_side()
+        pushdown = self.plan.exact  # the side table's frame ids are exact: the label prefilters would only cost
+        answer = ids if residual is None and pushdown is None else None
+        if len(ids) <= _IN_LIST_LIMIT:
+            return all_of(pushdown, isin("frame_id", ids.to_pylist())), residual, None, answer
+        return pushdown, residual, ids, answer
+
+    def _scan(self, lds: Handle, columns: list[str]) -> pa.Table:
+        """`columns` (frame_id first, plus what the residual reads) of the rows passing the pushed
+        filter and the residual, filtered batch by batch as they stream."""
+        pushdown, residual, ids, answer = self._prepare(lds)
+        if answer is not None and columns == ["frame_id"]:
+            return pa.table({"frame_id": answer})
         if residual is None:
-            table = lds.to_table(columns=columns, filter=pushdown)
+            table = storage.scan.read(lds, columns=columns, filter=pushdown)
         else:
-            scanner = lds.scanner(columns=_unique(columns + sorted(a.frame_columns(residual))), filter=pushdown)
-            kept = [b.filter(mask(residual, b)) for b in scanner.to_batches()]
-            table = pa.Table.from_batches(kept, schema=scanner.projected_schema)
+            schema, batches = storage.scan.batches(lds, _unique(columns + sorted(a.frame_columns(residual))), pushdown)
+            table = pa.Table.from_batches([b.filter(mask(residual, b)) for b in batches], schema=schema)
         return table if ids is None else table.filter(_member(table.column("frame_id"), ids))
 
 
@@ -203,11 +265,11 @@ def _member(values: pa.ChunkedArray, ids: pa.Array) -> pa.Array:
     return pc.is_in(values, value_set=ids)
 
 
-def _side_frames(side: lance.LanceDataset, terms: tuple[SideTerm, ...]) -> pa.Array:
+def _side_frames(side: Handle, terms: tuple[SideTerm, ...]) -> pa.Array:
     """Frame ids meeting every side term (count of matching annotations `op` n), each once."""
     ids = None
     for term in terms:
-        hits = side.to_table(columns=["frame_id"], filter=term.filter).column("frame_id")
+        hits = storage.scan.read(side, columns=["frame_id"], filter=term.filter).column("frame_id")
         if (term.op, term.n) == (">=", 1):
             found = pc.unique(hits)
         else:

@@ -12,15 +12,16 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-import lance
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import storage
 from ..frames.schema import ANNOTATION_TYPE
 
 if TYPE_CHECKING:
     from ..frames.table import FrameTable
+    from ..storage import Handle
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +46,17 @@ def build_annotation_table(table: FrameTable) -> int:
     Writes the flattened annotations and the per-label frame counts (of `labels`). Call after every
     write that creates a frames version (a full rebuild: one scan of frame_id, labels, annotations).
     """
-    frames = table.lance()
-    version = frames.version
+    frames = table.handle()
+    version = storage.version(frames)
     counts: list[pa.Table] = []
-    scanner = frames.scanner(columns=["frame_id", "labels", "annotations"])
-    flat = pa.Table.from_batches(list(_flatten(scanner.to_batches(), counts)), schema=SIDE_SCHEMA)
+    _, batches = storage.scan.batches(frames, columns=["frame_id", "labels", "annotations"])
+    flat = pa.Table.from_batches(list(_flatten(batches, counts)), schema=SIDE_SCHEMA)
     # sorted by label: a label's rows are contiguous, so label-fixing filters read one run of pages
     # (10M frames: Q3's side filter 390 ms unsorted, 75 ms sorted); costs memory ~ the flat table
     flat = pl.from_arrow(flat).sort("label", maintain_order=True).to_arrow().cast(SIDE_SCHEMA)
     side = _write(table, "annotations", flat)
-    if side.count_rows():
-        side.create_scalar_index("label", "BITMAP")
+    if storage.scan.count(side):
+        storage.indices.create_scalar_index(side, "label", "BITMAP")
     _tag_as_built_from(side, version)  # once, after the index: readers find the indexed version
     per_label = pa.concat_tables(counts).group_by("label").aggregate([("frames", "sum")]) if counts else None
     per_label = per_label.rename_columns(["label", "frames"]) if per_label else LABEL_COUNTS_SCHEMA.empty_table()
@@ -64,18 +65,13 @@ def build_annotation_table(table: FrameTable) -> int:
     return version
 
 
-def _write(table: FrameTable, name: str, data: pa.Table) -> lance.LanceDataset:
-    opts = table.store.storage_options or None
-    return lance.write_dataset(data, side_uri(table, name), mode="overwrite", storage_options=opts)
+def _write(table: FrameTable, name: str, data: pa.Table) -> Handle:
+    return storage.writes.overwrite(side_uri(table, name), data, table.store.storage_options)
 
 
-def _tag_as_built_from(side: lance.LanceDataset, frames_version: int) -> None:
+def _tag_as_built_from(side: Handle, frames_version: int) -> None:
     """Point the side table's tag for `frames_version` at its current version."""
-    tag = _tag(frames_version)
-    if tag in side.tags.list():
-        side.tags.update(tag, side.version)
-    else:
-        side.tags.create(tag, side.version)
+    storage.tags.set_tag(side, _tag(frames_version), storage.version(side))
 
 
 def _flatten(batches: Iterator[pa.RecordBatch], counts: list[pa.Table]) -> Iterator[pa.RecordBatch]:
@@ -89,10 +85,10 @@ def _flatten(batches: Iterator[pa.RecordBatch], counts: list[pa.Table]) -> Itera
         yield pa.RecordBatch.from_arrays(cols, schema=SIDE_SCHEMA)
 
 
-def open_annotation_table(table: FrameTable, frames_version: int, name: str = "annotations") -> lance.LanceDataset | None:
+def open_annotation_table(table: FrameTable, frames_version: int, name: str = "annotations") -> Handle | None:
     """The side table `name` built from `frames_version`, or None when there is none."""
-    opts = table.store.storage_options or None
     try:  # one open: the tag names the version
-        return lance.dataset(side_uri(table, name), version=_tag(frames_version), storage_options=opts)
-    except (ValueError, OSError):  # no side table, or none built from this frames version
+        return storage.open_uri(side_uri(table, name), _tag(frames_version), table.store.storage_options,
+                                table.store.uri)
+    except storage.Missing:  # no side table, or none built from this frames version
         return None

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import storage
 from ..errors import StoreError, ViewError
 from ..frames.schema import UTC_US
 
 if TYPE_CHECKING:
-    import lance
-
-    from ..store import Store
+    from ..storage import Connection as Store
+    from ..storage import Handle
 
 VIEWS = "_views"
 RUNS = "_runs"
@@ -121,22 +121,22 @@ def current_host() -> str:
     return socket.gethostname()
 
 
-def views_table(store: Store) -> lance.LanceDataset:
+def views_table(store: Store) -> Handle:
     """`_views` for writing: created if missing; columns a table from an older hyperds lacks are added first."""
     table = store.catalog(VIEWS, VIEWS_SCHEMA)
-    missing = [VIEWS_SCHEMA.field(c) for c in LATER_VIEW_COLUMNS if c not in table.schema.names]
+    missing = [VIEWS_SCHEMA.field(c) for c in LATER_VIEW_COLUMNS if c not in storage.schema(table).names]
     if missing:
         try:  # all-null columns: a metadata-only Lance commit; old rows then read as null (rule 1)
-            table.add_columns(pa.schema(missing))
-        except (OSError, ValueError, RuntimeError):
+            storage.writes.add_columns(table, missing)
+        except StoreError:
             table = store.open_lance(VIEWS)  # another process added them first
-            if any(c not in table.schema.names for c in LATER_VIEW_COLUMNS):
+            if any(c not in storage.schema(table).names for c in LATER_VIEW_COLUMNS):
                 raise
         table = store.open_lance(VIEWS)
     return table
 
 
-def runs_table(store: Store) -> lance.LanceDataset:
+def runs_table(store: Store) -> Handle:
     return store.catalog(RUNS, RUNS_SCHEMA)
 
 
@@ -160,30 +160,24 @@ def _views_snapshot(store: Store) -> pa.Table | None:
     handle = existing(store, VIEWS)
     if handle is None:
         return None
-    fragments = handle.get_fragments()
-    key = (handle.version, fragments[-1].data_files()[-1].path if fragments else "")
+    key = storage.content_key(handle)
     cached = _SNAPSHOTS.get(store.uri)
     if cached is None or cached[0] != key:
-        cached = (key, handle.to_table())
+        cached = (key, storage.scan.read(handle))
         _SNAPSHOTS[store.uri] = cached
     return cached[1]
 
 
-def existing(store: Store, name: str) -> lance.LanceDataset | None:
-    """Catalog table `name` if it exists (reads never create catalog tables)."""
-    try:
-        return store.open_lance(name)
-    except (ValueError, OSError, StoreError):
-        return None
+def existing(store: Store, name: str) -> Handle | None:
+    """Catalog table `name` if it exists (reads never create catalog tables); None only for a real not-found:
+    an unreachable store raises StoreError rather than reading as "no views yet"."""
+    return store.existing(name)
 
 
 def append_row(store: Store, row: dict[str, Any]) -> None:
-    views_table(store).insert(pa.Table.from_pylist([row], schema=VIEWS_SCHEMA))
+    storage.writes.append(views_table(store), pa.Table.from_pylist([row], schema=VIEWS_SCHEMA))
 
 
 def upsert_draft(store: Store, row: dict[str, Any]) -> None:
     """Create or replace the draft row of `row['name']` in one commit."""
-    data = pa.Table.from_pylist([row], schema=VIEWS_SCHEMA)
-    views_table(store).merge_insert(["name", "version"]).when_matched_update_all().when_not_matched_insert_all().execute(
-        data
-    )
+    storage.writes.upsert(views_table(store), pa.Table.from_pylist([row], schema=VIEWS_SCHEMA), ["name", "version"])

@@ -21,7 +21,8 @@ from ..frames.schema import ANNOTATION_TYPE, BBOX_TYPE
 ChangeInput = pa.Table | pl.DataFrame | Iterable[Mapping[str, Any]]
 
 CHANGE_OPS = ("add", "relabel", "move", "delete", "review")
-REVIEW_ACTIONS = {"accept": "accepted", "reject": "rejected", "correct": "corrected"}
+# "reopen" puts a reviewed annotation back to unreviewed (how an undo restores a review); it clears reviewed_by/at.
+REVIEW_ACTIONS = {"accept": "accepted", "reject": "rejected", "correct": "corrected", "reopen": "unreviewed"}
 _REQUIRED = {
     "add": ("label",),
     "relabel": ("ann_id", "label"),
@@ -262,6 +263,7 @@ def _apply_round(
     # (so a re-run of the model never replaces it); the model's values stay in the history.
     human_made = new_label | (op == "move")
     reviewed = op == "review"
+    reopened = reviewed & (status == "reopen")
     flat = flat.with_columns(
         label=pl.when(new_label).then(pl.col("_c_label")).otherwise(pl.col("label")),
         source_kind=pl.when(human_made).then(pl.lit("human")).otherwise(pl.col("source_kind")),
@@ -272,8 +274,8 @@ def _apply_round(
         review_status=pl.when(reviewed).then(status.replace_strict(REVIEW_ACTIONS, default=None)).otherwise(
             pl.col("review_status")
         ),
-        reviewed_by=pl.when(reviewed).then(pl.lit(author)).otherwise(pl.col("reviewed_by")),
-        reviewed_at=pl.when(reviewed).then(pl.lit(now)).otherwise(pl.col("reviewed_at")),
+        reviewed_by=pl.when(reopened).then(None).when(reviewed).then(pl.lit(author)).otherwise(pl.col("reviewed_by")),
+        reviewed_at=pl.when(reopened).then(None).when(reviewed).then(pl.lit(now)).otherwise(pl.col("reviewed_at")),
         note=pl.when(reviewed).then(pl.col("_c_note")).otherwise(pl.col("note")),
         revision=pl.when(op.is_not_null()).then(pl.col("revision") + 1).otherwise(pl.col("revision")),
     ).drop(pl.selectors.starts_with("_c_"))
@@ -296,5 +298,7 @@ def _apply_round(
             revision=pl.lit(0, pl.Int64),
             level=pl.lit("media"),
         )
-        flat = pl.concat([flat, added.select(flat.columns).cast(flat.schema)])
+        # Fields an added annotation does not set (e.g. Camtrap DP's life_stage) start null.
+        unset = [pl.lit(None, flat.schema[c]).alias(c) for c in flat.columns if c not in added.columns]
+        flat = pl.concat([flat, added.with_columns(unset).select(flat.columns).cast(flat.schema)])
     return flat

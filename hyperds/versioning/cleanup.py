@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .. import storage
 from . import catalog as cat
 
 if TYPE_CHECKING:
@@ -41,10 +42,8 @@ def cleanup(store: Store, older_than: dt.timedelta = dt.timedelta(days=7)) -> Cl
     freed_bytes: dict[str, int] = {}
     for table in store.table_names():
         if table in (cat.VIEWS, cat.RUNS):  # one small fragment per publish or run: merge them
-            store.open_lance(table).optimize.compact_files()
-        stats = store.open_lance(table).cleanup_old_versions(older_than=older_than, error_if_tagged_old_versions=False)
-        removed[table] = stats.old_versions
-        freed_bytes[table] = stats.bytes_removed
+            storage.maintenance.compact(store.open_lance(table))
+        removed[table], freed_bytes[table] = storage.maintenance.remove_old_versions(store.open_lance(table), older_than)
     log.info("cleanup: removed %d old versions (%d bytes)", sum(removed.values()), sum(freed_bytes.values()))
     return CleanupResult(removed, freed_bytes, restored, freed)
 
@@ -61,15 +60,15 @@ def _restore_tags(store: Store, published: list[dict]) -> list[str]:
             log.warning("cleanup: dataset %s, pinned by views, no longer exists", ds_name)
             continue
         ds = store.open_lance(ds_name)
-        existing = ds.tags.list()
-        versions = {v["version"] for v in ds.versions()}
+        existing = storage.tags.list_tags(ds)
+        versions = set(storage.versions(ds))
         for tag, version in tags.items():
             if tag in existing:
                 continue
             if version not in versions:
                 log.warning("cleanup: %s needs %s version %d, which is already gone", tag, ds_name, version)
                 continue
-            ds.tags.create(tag, version)
+            storage.tags.create_tag(ds, tag, version)
             restored.append(f"{ds_name}:{tag}")
     return restored
 
@@ -79,13 +78,13 @@ def _free_stale_locks(store: Store, published_tags: set[str]) -> list[str]:
     now = dt.datetime.now(dt.timezone.utc)
     views = cat.views_table(store)
     freed = []
-    for tag, info in views.tags.list().items():
-        if not tag.startswith("view.") or tag in published_tags or now - info["created_at"] < STALE_LOCK:
+    for tag, info in storage.tags.list_tags(views).items():
+        if not tag.startswith("view.") or tag in published_tags or now - info.created_at < STALE_LOCK:
             continue
         for ds_name in store.datasets():
             ds = store.open_lance(ds_name)
-            if tag in ds.tags.list():
-                ds.tags.delete(tag)
-        views.tags.delete(tag)
+            if tag in storage.tags.list_tags(ds):
+                storage.tags.delete_tag(ds, tag)
+        storage.tags.delete_tag(views, tag)
         freed.append(tag)
     return freed

@@ -19,15 +19,12 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import lance
-import lance.fragment
-import numpy as np
 import polars as pl
 import pyarrow as pa
-from lance.commit import CommitConflictError
 
+from .. import storage
 from ..errors import ConflictError, CorrectionError, HyperdsError, StoreError
-from ..frames.rows import Snapshot, read_rows
+from ..storage.rows import Snapshot, read_rows
 from .changes import ChangeInput, apply_changes, assign_ann_ids, normalize_changes, validate_changes
 from .history import commit_properties, record
 
@@ -64,15 +61,15 @@ def taxonomy(table: FrameTable) -> list[str] | None:
 
 def set_taxonomy(table: FrameTable, labels: Sequence[str] | None) -> None:
     """Restrict labels of future changes to `labels` (None lifts the restriction); one Lance version."""
-    table._require_writable()
+    table.require_writable()
     if isinstance(labels, str):
         raise CorrectionError(f"a taxonomy is a list of labels, e.g. ['lion', 'zebra'], not the string {labels!r}")
     if labels is not None:
         labels = sorted({str(label) for label in labels})
         if not labels or any(not label.strip() for label in labels):
             raise CorrectionError("a taxonomy is a non-empty list of non-empty labels")
-    table.lance().update_schema_metadata({TAXONOMY_KEY: json.dumps(labels) if labels is not None else None})
-    table._ds = None
+    storage.writes.set_schema_metadata(table.handle(), {TAXONOMY_KEY: json.dumps(labels) if labels is not None else None})
+    table.invalidate()
 
 
 def commit(
@@ -91,7 +88,7 @@ def commit(
     Added annotations are `source_kind` ("human", or "model" for predictions, whose author is name@version).
     `read`: rows the caller just read (from its own `open_lance`) to base the first attempt on, instead of re-reading.
     """
-    table._require_writable()
+    table.require_writable()
     if not isinstance(author, str) or not author.strip():
         raise CorrectionError("author is empty; pass the name of the person making the changes (--author)")
     df = normalize_changes(changes)
@@ -118,18 +115,19 @@ def commit(
         raise HyperdsError(
             f"commit to {table.name!r} gave up after {_MAX_ATTEMPTS} attempts under heavy concurrent writes; retry"
         )
-    summary = record(table, props, committed.version, rows, after)
-    table._ds = None
+    version = storage.version(committed)
+    summary = record(table, props, version, rows, after)
+    table.invalidate()
     try:
         table.refresh_indices(merge=False)
-    except OSError as exc:  # a concurrent index refresh won; the next write folds these rows in
+    except StoreError as exc:  # a concurrent index refresh won; the next write folds these rows in
         log.info("%s: index refresh after commit %s deferred: %s", table.name, commit_id, exc)
-    log.info("%s: commit %s by %s -> version %d (%d frames)", table.name, commit_id, author, committed.version,
+    log.info("%s: commit %s by %s -> version %d (%d frames)", table.name, commit_id, author, version,
              rows.num_rows)
     return CommitResult(
         commit_id=commit_id,
-        version_before=committed.version - 1,
-        version=committed.version,
+        version_before=version - 1,
+        version=version,
         frames=rows.num_rows,
         added=summary["added"],
         updated=summary["updated"],
@@ -148,7 +146,7 @@ def _expected_revisions(table: FrameTable, df: pl.DataFrame, based_on: int | Non
         raise CorrectionError(f"based_on must be a version number (an int, e.g. ds.version), not {based_on!r}")
     try:
         then_ds = table.store.open_lance(table.name, version=int(based_on))
-    except StoreError:
+    except storage.Missing:
         table.at(based_on)  # raises the error naming the versions there are
         raise
     missing = df.filter(pl.col("revision").is_null())["frame_id"].unique().to_list()
@@ -181,28 +179,14 @@ def _check_revisions(rows: pa.Table, expected: pl.DataFrame) -> None:
         )
 
 
-def _try_write(ds: lance.LanceDataset, where: pa.Table, after: pa.Table, props: dict) -> lance.LanceDataset | None:
-    """Replace the rows at `where` by `after` in one Update transaction based on `ds.version`.
+def _try_write(ds: storage.Handle, where: pa.Table, after: pa.Table, props: dict) -> storage.Handle | None:
+    """Replace the rows at `where` by `after` in one transaction based on the version `ds` reads
+    (storage.commit.rewrite_rows: the cost follows the rows changed).
 
-    The old rows get deletion vectors and the new ones one new fragment, so the cost follows the rows changed.
     Returns None, having made nothing visible, if a concurrent commit changed a fragment this one touches.
     """
-    addresses = np.asarray(where.column("_rowaddr"), dtype=np.uint64)
-    fragments = addresses >> np.uint64(32)
-    updated, removed = [], []
-    for fragment_id in np.unique(fragments).tolist():
-        listed = ",".join(map(str, addresses[fragments == fragment_id].tolist()))
-        meta = ds.get_fragment(fragment_id).delete(f"_rowaddr IN ({listed})")
-        (removed.append(fragment_id) if meta is None else updated.append(meta))
-    operation = lance.LanceOperation.Update(
-        removed_fragment_ids=removed,
-        updated_fragments=updated,
-        new_fragments=lance.fragment.write_fragments(after, ds),
-        update_mode="rewrite_rows",
-    )
-    tx = lance.Transaction(read_version=ds.version, operation=operation, transaction_properties=props)
     try:
-        return lance.LanceDataset.commit(ds, tx, max_retries=0)
-    except CommitConflictError as exc:
-        log.debug("commit conflict at version %d, retrying: %s", ds.version, exc)
+        return storage.commit.rewrite_rows(ds, where, after, props)
+    except storage.CommitConflict as exc:
+        log.debug("commit conflict at version %d, retrying: %s", storage.version(ds), exc)
         return None

@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..frames.table import sql_literal
+from .. import storage
 from ..query.rules import REJECTED
 from .labelmap import LabelMap
 
@@ -74,9 +74,6 @@ def diff_manifests(old: pa.Table, new: pa.Table, old_name: str, new_name: str) -
     return ViewDiff(old_name, new_name, added, removed, relabeled.sort(_KEY), revised.sort(_KEY), removed.clear())
 
 
-_ID_CHUNK = 2_000  # frame ids per `frame_id IN (…)` lookup (BTREE on frame_id)
-
-
 def mark_rejected(diff: ViewDiff, old: Mapping[str, Any], new: Mapping[str, Any], label_map: LabelMap | None,
                   old_saw_rejected: bool = False) -> ViewDiff:
     """`diff` with `removed_rejected` filled in: removed frames that left because their labels were rejected.
@@ -109,15 +106,10 @@ def mark_rejected(diff: ViewDiff, old: Mapping[str, Any], new: Mapping[str, Any]
 
 
 def _annotations(handle: Any, frame_ids: list[str]) -> list[tuple[str, dict]]:
-    """(frame_id, annotation) pairs of `frame_ids` in a Lance dataset (frames no longer there give none)."""
-    out = []
-    for start in range(0, len(frame_ids), _ID_CHUNK):
-        chunk = frame_ids[start : start + _ID_CHUNK]
-        table = handle.to_table(columns=["frame_id", "annotations"],
-                                filter=f"frame_id IN ({', '.join(sql_literal(f) for f in chunk)})")
-        flat = pc.list_flatten(table.column("annotations").combine_chunks())
-        parents = pc.list_parent_indices(table.column("annotations").combine_chunks())
-        frames = pc.take(table.column("frame_id").combine_chunks(), parents).to_pylist()
-        fields = {name: pc.struct_field(flat, name).to_pylist() for name in ("ann_id", "label", "review_status")}
-        out += [(f, {k: v[i] for k, v in fields.items()}) for i, f in enumerate(frames)]
-    return out
+    """(frame_id, annotation) pairs of `frame_ids` in a table version (frames no longer there give none)."""
+    table = storage.rows.read_rows(handle, frame_ids, columns=["frame_id", "annotations"])
+    ann = table.column("annotations").combine_chunks()
+    flat = pc.list_flatten(ann)
+    frames = pc.take(table.column("frame_id").combine_chunks(), pc.list_parent_indices(ann)).to_pylist()
+    fields = {name: pc.struct_field(flat, name).to_pylist() for name in ("ann_id", "label", "review_status")}
+    return [(f, {k: v[i] for k, v in fields.items()}) for i, f in enumerate(frames)]

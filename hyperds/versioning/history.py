@@ -11,16 +11,16 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-import lance
 import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..frames.rows import read_rows
+from .. import storage
+from ..errors import StoreError
 from ..frames.schema import ANNOTATION_TYPE, UTC_US
-from ..frames.table import sql_literal
-from .catalog import existing
+from ..query.lance_sql import all_of, eq, gt, isin, le
+from ..storage.rows import read_rows
 from .changes import flatten_annotations
 
 if TYPE_CHECKING:
@@ -147,7 +147,7 @@ def record(table: FrameTable, props: Mapping[str, str], version: int, before: pa
             "before",
             "after",
         ).to_arrow()
-        lance.write_dataset(_conform(rows, EVENTS_SCHEMA), store.catalog(EVENTS, EVENTS_SCHEMA), mode="append")
+        storage.writes.append(store.catalog(EVENTS, EVENTS_SCHEMA), _conform(rows, EVENTS_SCHEMA))
     summary = {
         "commit_id": meta["id"],
         "dataset": name,
@@ -161,7 +161,7 @@ def record(table: FrameTable, props: Mapping[str, str], version: int, before: pa
         **{key: int(count.get(op, 0)) for key, op in _COUNTS.items()},
     }
     commit_row = pa.Table.from_pylist([summary], schema=COMMITS_SCHEMA)
-    lance.write_dataset(commit_row, store.catalog(COMMITS, COMMITS_SCHEMA), mode="append")
+    storage.writes.append(store.catalog(COMMITS, COMMITS_SCHEMA), commit_row)
     return summary
 
 
@@ -182,56 +182,46 @@ def reconcile(table: FrameTable) -> int:
     Only frames versions after the dataset's watermark (kept in `_commits` schema metadata) are checked.
     """
     frames = table.store.open_lance(table.name)
-    latest = frames.version
-    catalog = existing(table.store, COMMITS)  # None until the first commit (or rebuild) records one
+    latest = storage.version(frames)
+    catalog = table.store.existing(COMMITS)  # None until the first commit (or rebuild) records one
     key = _WATERMARK + table.name
-    mark = int(((catalog.schema.metadata if catalog else None) or {}).get(key.encode(), b"0"))
+    mark = int(((storage.schema(catalog).metadata if catalog else None) or {}).get(key.encode(), b"0"))
     if latest <= mark:
         return 0
     recorded = set() if catalog is None else set(
-        catalog.to_table(
-            columns=["commit_id"], filter=f"dataset = {sql_literal(table.name)} AND version_after > {mark}"
+        storage.scan.read(
+            catalog, columns=["commit_id"], filter=all_of(eq("dataset", table.name), gt("version_after", mark))
         ).column("commit_id").to_pylist()
     )
     rebuilt = 0
     for version in range(mark + 1, latest + 1):
-        tx = _transaction(frames, version)
-        props = (tx.transaction_properties or {}) if tx is not None else {}
-        if props.get(PROP + "id") and props[PROP + "id"] not in recorded:
+        tx = storage.transactions.written(frames, version)  # None: a version removed by cleanup
+        if tx is not None and tx.properties.get(PROP + "id") and tx.properties[PROP + "id"] not in recorded:
             _rebuild(table, version, tx)
             rebuilt += 1
     if not rebuilt and (catalog is None or latest - mark < _WATERMARK_STEP):
         return 0  # a read stays a read: the watermark moves only after a repair or every few dozen versions
-    catalog = catalog or existing(table.store, COMMITS)  # a rebuild has just created it
+    catalog = catalog or table.store.existing(COMMITS)  # a rebuild has just created it
     try:
-        catalog.update_schema_metadata({key: str(latest)})
-    except OSError as exc:  # the watermark only saves work; a lost update is redone next time
+        storage.writes.set_schema_metadata(catalog, {key: str(latest)})
+    except StoreError as exc:  # the watermark only saves work; a lost update is redone next time
         log.debug("could not move the history watermark of %s: %s", table.name, exc)
     return rebuilt
 
 
-def _transaction(frames: lance.LanceDataset, version: int) -> lance.Transaction | None:
-    try:
-        return frames.read_transaction(version)
-    except (OSError, ValueError):  # a version removed by cleanup
-        return None
-
-
-def _rebuild(table: FrameTable, version: int, tx: lance.Transaction) -> None:
+def _rebuild(table: FrameTable, version: int, tx: storage.transactions.Written) -> None:
     after_ds = table.store.open_lance(table.name, version=version)
-    paths = {f.path for frag in tx.operation.new_fragments for f in frag.files}
-    touched = [frag for frag in after_ds.get_fragments() if any(f.path in paths for f in frag.metadata.files)]
-    ids = pa.concat_tables([frag.to_table(columns=["frame_id"]) for frag in touched]).column("frame_id")
+    ids = storage.transactions.rows_in_files(after_ds, tx.new_files, ["frame_id"]).column("frame_id")
     after = read_rows(after_ds, ids.to_pylist())
     before = read_rows(table.store.open_lance(table.name, version=version - 1), ids.to_pylist())
-    record(table, tx.transaction_properties, version, before, after)
+    record(table, tx.properties, version, before, after)
     log.warning("%s: rebuilt the history of commit %s (frames version %d)", table.name, tx.uuid, version)
 
 
 def _read(table: FrameTable, name: str, schema: pa.Schema, filter: str, keys: list[str]) -> pl.DataFrame:
     """Rows of catalog `name` (the columns of `schema`); empty when no commit has created it yet."""
-    handle = existing(table.store, name)
-    rows = schema.empty_table() if handle is None else handle.to_table(columns=schema.names, filter=filter)
+    handle = table.store.existing(name)
+    rows = schema.empty_table() if handle is None else storage.scan.read(handle, columns=schema.names, filter=filter)
     # A rebuild racing the committer's own writes may record a row twice; both copies are identical.
     return pl.from_arrow(_conform(rows, schema)).unique(subset=keys, keep="first", maintain_order=True)
 
@@ -242,29 +232,40 @@ _MESSAGES = pa.schema([COMMITS_SCHEMA.field("commit_id"), COMMITS_SCHEMA.field("
 def commits(table: FrameTable) -> pl.DataFrame:
     """Every commit of the dataset, oldest first."""
     reconcile(table)
-    df = _read(table, COMMITS, COMMITS_SCHEMA, f"dataset = {sql_literal(table.name)}", ["commit_id"])
+    df = _read(table, COMMITS, COMMITS_SCHEMA, eq("dataset", table.name), ["commit_id"])
     return df.sort("version_after")
 
 
 def history(table: FrameTable, frame_id: str) -> pl.DataFrame:
     """Every annotation event of one frame, oldest first, with its commit's message (up to a pinned version)."""
     reconcile(table)
-    flt = f"dataset = {sql_literal(table.name)} AND frame_id = {sql_literal(frame_id)}"
-    if table._pinned is not None:
-        flt += f" AND version <= {int(table._pinned)}"
+    pinned = table.pinned_version
+    flt = all_of(eq("dataset", table.name), eq("frame_id", frame_id),
+                 le("version", int(pinned)) if pinned is not None else None)
     events = _read(table, EVENTS, EVENTS_SCHEMA, flt, ["commit_id", "frame_id", "ann_id"])
     if events.height == 0:
         table.get(frame_id)  # FrameNotFoundError for a frame the dataset never held
         return events.with_columns(message=pl.lit(None, pl.String)).drop("dataset")
-    ids = ", ".join(sql_literal(c) for c in events["commit_id"].unique().sort().to_list())
-    messages = _read(table, COMMITS, _MESSAGES, f"dataset = {sql_literal(table.name)} AND commit_id IN ({ids})",
-                     ["commit_id"])
+    ids = isin("commit_id", events["commit_id"].unique().sort().to_list())
+    messages = _read(table, COMMITS, _MESSAGES, all_of(eq("dataset", table.name), ids), ["commit_id"])
     return events.join(messages, on="commit_id", how="left").sort("version", "ann_id").drop("dataset")
+
+
+def events(table: FrameTable, up_to: int | None = None) -> pl.DataFrame:
+    """Every annotation event of the dataset up to frames version `up_to` (all when None), oldest first.
+
+    Evaluation reads a model's original output from the `before` of the events that took it over.
+    """
+    reconcile(table)
+    flt = f"dataset = {sql_literal(table.name)}"
+    if up_to is not None:
+        flt += f" AND version <= {int(up_to)}"
+    return _read(table, EVENTS, EVENTS_SCHEMA, flt, ["commit_id", "frame_id", "ann_id"]).sort("version", maintain_order=True)
 
 
 def blame(table: FrameTable, frame_id: str) -> pl.DataFrame:
     """Who set each current label of a frame, when and why (commit message, or the import's source)."""
-    row = table.to_arrow(columns=["annotations"], filter=f"frame_id = {sql_literal(frame_id)}")
+    row = table.to_arrow(columns=["annotations"], filter=eq("frame_id", frame_id))
     if row.num_rows == 0:
         table.get(frame_id)  # raises FrameNotFoundError, naming how to list frame ids
     current = flatten_annotations(row)

@@ -28,7 +28,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import IntegrityError, StoreError
+from .. import storage
+from ..errors import IntegrityError
 from ..frames.table import FrameTable
 from ..query.query import Query
 from ..query.rules import CURRENT_RULE, RULE_SKIPS_REJECTED
@@ -36,8 +37,7 @@ from .labelmap import LabelMap
 from .splits import SplitSpec
 
 if TYPE_CHECKING:
-    import lance
-
+    from ..storage import Handle
     from ..store import Store
 
 DIGEST_HEADER = b"hyperds-manifest/1\n"
@@ -76,7 +76,7 @@ class ViewSpec:
 
 
 def resolve(store: Store, spec: ViewSpec, pins: dict[str, int], columns: Sequence[str] | None = None,
-            handles: dict[str, lance.LanceDataset] | None = None) -> pa.Table:
+            handles: dict[str, Handle] | None = None) -> pa.Table:
     """The manifest of `spec` with each dataset read at its pinned Lance version; `columns` projects it.
 
     `handles` holds datasets already opened at their pins and caches those opened here (index caches stay warm).
@@ -105,10 +105,10 @@ def resolve(store: Store, spec: ViewSpec, pins: dict[str, int], columns: Sequenc
 
 
 def _resolve_dataset(store: Store, spec: ViewSpec, name: str, version: int, columns: list[str] | None,
-                     handles: dict[str, lance.LanceDataset], keys: bool = True) -> pa.Table:
+                     handles: dict[str, Handle], keys: bool = True) -> pa.Table:
     if name not in handles:  # `in`, not truthiness: a Lance dataset's truth value counts its rows
         handles[name] = _open_pinned(store, name, version)
-    pinned = _PinnedTable(store, name, version, handles[name])
+    pinned = FrameTable(store, name, version, handle=handles[name])
     tables = []
     for sub in spec.queries:
         query = Query(pinned, sub.sql, rule=spec.rule)
@@ -124,10 +124,10 @@ def _resolve_dataset(store: Store, spec: ViewSpec, name: str, version: int, colu
     return table.add_column(0, "dataset", _constant(name, table.num_rows)) if keys else table
 
 
-def _open_pinned(store: Store, name: str, version: int) -> lance.LanceDataset:
+def _open_pinned(store: Store, name: str, version: int) -> Handle:
     try:
         return store.open_lance(name, version=version)
-    except (StoreError, ValueError, OSError) as exc:
+    except storage.Missing as exc:
         if name not in store.datasets():
             raise IntegrityError(f"dataset {name!r} pinned at version {version} no longer exists in {store.uri}") from exc
         raise IntegrityError(
@@ -138,17 +138,6 @@ def _open_pinned(store: Store, name: str, version: int) -> lance.LanceDataset:
 
 def _frame_id_order(table: pa.Table) -> pa.Array:
     return pl.Series(table.column("frame_id").combine_chunks()).arg_sort().to_arrow()
-
-
-class _PinnedTable(FrameTable):
-    """A dataset read at one version through one opened Lance handle (each open re-reads the manifest)."""
-
-    def __init__(self, store: Store, name: str, version: int, handle: lance.LanceDataset):
-        super().__init__(store, name, version=version)
-        self._handle = handle
-
-    def lance(self, version: int | None = None) -> lance.LanceDataset:
-        return self._handle if version in (None, self._pinned) else super().lance(version)
 
 
 def _constant(value: str, n: int) -> pa.Array:

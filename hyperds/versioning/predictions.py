@@ -113,7 +113,7 @@ def add_predictions(
     if preds.height == 0:
         return PredictionResult(model, run_id, 0, 0, 0, None)
     frame_ids = preds["frame_id"].unique().to_list()
-    # A dataset of its own: table.lance() moves to the latest version when reopened, the snapshot must not.
+    # A handle of its own: table.handle() moves to the latest version when reopened, the snapshot must not.
     snap = Snapshot.read(table.store.open_lance(table.name), frame_ids)
     rows = snap.rows
     found = pl.from_arrow(rows.select(["frame_id", "revision"]))

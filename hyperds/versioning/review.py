@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from ..errors import SelectionError, ViewError
-from ..frames.table import sql_literal
+from ..query import ast as a
 from .catalog import check_view_name
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def _num(threshold: float) -> str:
 
 def _open(model: str | None) -> str:
     cond = "source_kind = 'model' AND review_status = 'unreviewed'"
-    return cond + (f" AND source = {sql_literal(model)}" if model is not None else "")
+    return cond + (" AND " + a.to_sql(a.Compare("=", a.Column("source"), a.Literal(model, a.STRING))) if model is not None else "")
 
 
 def _uncertain(threshold: float, model: str | None) -> str:
@@ -92,7 +92,7 @@ def auto_accept(ds: Dataset, threshold: float = DEFAULT_THRESHOLD, model: str | 
     """
     from .changes import flatten_annotations
 
-    ds._require_writable()
+    ds.require_writable()
     base = ds.version
     rows = ds.query(accept_query(threshold, model)).to_arrow(["frame_id", "revision", "annotations"])
     who = reviewer(threshold)

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from ..errors import SelectionError
 from ..frames.embeddings import EMBEDDING_COLUMN, embedding_columns
-from ..frames.table import sql_literal
+from ..query import ast as a
 from .changes import flatten_annotations
 from .review import AUTO_REVIEWER_PREFIX, draft_view, view_name
 
@@ -61,9 +61,9 @@ def selection_view(
             + (f" among those matching {where!r}" if where else "")
             + ": every frame is already reviewed or labelled by a person (or none match)"
         )
-    ids = ", ".join(sql_literal(f) for f in chosen.column("frame_id").to_pylist())
+    ids = a.In(a.Column("frame_id"), tuple(a.Literal(f, a.STRING) for f in chosen.column("frame_id").to_pylist()))
     message = f"select {chosen.num_rows} frame(s) by {strategy} (seed {seed})" + (f" where {where}" if where else "")
-    return draft_view(ds, name, f"frame_id IN ({ids})", message)
+    return draft_view(ds, name, a.to_sql(ids), message)
 
 
 def select_frames(

@@ -27,7 +27,8 @@ from ..errors import (
     ViewImmutableError,
     ViewNotFoundError,
 )
-from ..frames.table import sql_literal
+from .. import storage
+from ..query.lance_sql import all_of, eq
 from ..query.rules import CURRENT_RULE, RULE_SEES_REJECTED, RULES
 from . import catalog as cat
 from .diff import DIFF_COLUMNS, ViewDiff, diff_manifests, mark_rejected
@@ -36,6 +37,7 @@ from .manifest import DIGEST_COLUMNS, SubQuery, ViewSpec, _open_pinned, digest, 
 from .splits import SplitSpec
 
 if TYPE_CHECKING:
+    from ..export import ExportResult
     from ..store import Store
 
 log = logging.getLogger(__name__)
@@ -109,11 +111,11 @@ def list_views(store: Store) -> pa.Table:
 
 def runs(store: Store, view: str | None = None, version: str | None = None) -> pa.Table:
     """Recorded runs, oldest first, optionally of one view (and version)."""
-    clauses = [f"{col} = {sql_literal(val)}" for col, val in (("view", view), ("version", version)) if val is not None]
+    clauses = [eq(col, val) for col, val in (("view", view), ("version", version)) if val is not None]
     handle = cat.existing(store, cat.RUNS)
     if handle is None:
         return cat.RUNS_SCHEMA.empty_table()
-    table = handle.to_table(filter=" AND ".join(clauses) or None)
+    table = storage.scan.read(handle, filter=all_of(*clauses))
     return table.sort_by([("recorded_at", "ascending"), ("run_id", "ascending")])
 
 
@@ -373,10 +375,8 @@ class View:
         tag = cat.tag_name(name, version)
         views = cat.views_table(store)
         try:
-            views.tags.create(tag, _lock_version(views))
-        except ValueError as exc:
-            if "already exists" not in str(exc).lower():
-                raise
+            storage.tags.create_tag(views, tag, _lock_version(views))
+        except storage.Exists as exc:
             raise ViewExistsError(
                 f"view {name!r} version {version} was just published, or is being published, by another process "
                 "(an interrupted publish frees the version after store.cleanup() once 15 minutes have passed)"
@@ -384,7 +384,7 @@ class View:
         tagged: list[str] = []
         try:
             handles = _open_current(store, spec.datasets)
-            pins = {ds_name: handle.version for ds_name, handle in handles.items()}
+            pins = {ds_name: storage.version(handle) for ds_name, handle in handles.items()}
             for ds_name, handle in handles.items():
                 _tag(handle, tag, pins[ds_name])
                 tagged.append(ds_name)
@@ -396,8 +396,8 @@ class View:
             cat.append_row(store, row)
         except BaseException:
             for ds_name in tagged:
-                handles[ds_name].tags.delete(tag)
-            cat.views_table(store).tags.delete(tag)
+                storage.tags.delete_tag(handles[ds_name], tag)
+            storage.tags.delete_tag(cat.views_table(store), tag)
             raise
         log.info("published view %s %s: %d frames, digest %s", name, version, row["frame_count"], whole)
         return View(store, row)
@@ -432,13 +432,27 @@ class View:
         for ds_name, pin in self.pins.items():
             if ds_name not in have:
                 continue  # resolution reports it
-            tags = self.store.open_lance(ds_name).tags.list()
+            tags = storage.tags.list_tags(self.store.open_lance(ds_name))
             if tag not in tags:
                 out.append(f"dataset {ds_name!r} has no tag {tag!r}: cleanup could remove version {pin}; "
                            "store.cleanup() re-creates it")
-            elif tags[tag]["version"] != pin:
-                out.append(f"tag {tag!r} of dataset {ds_name!r} points at version {tags[tag]['version']}, not {pin}")
+            elif tags[tag].version != pin:
+                out.append(f"tag {tag!r} of dataset {ds_name!r} points at version {tags[tag].version}, not {pin}")
         return out
+
+    def evaluate(self, predictions: str, truth: str | None = None, iou: float = 0.5, **options: Any) -> Any:
+        """Score a model on this view's pinned frames (hyperds.evaluate); recorded in `_runs` when published."""
+        from ..evaluate import evaluate
+
+        return evaluate(self, predictions, truth=truth, iou=iou, **options)
+
+    def export(self, format: str, dest: str, **options: Any) -> ExportResult:
+        """Write this version's frames and annotations to `dest` (folder or s3:// prefix) as `format`
+        (camtrap-dp, coco-ct, megadetector, yolo, csv), with provenance; a published version's export is
+        recorded in the audit (`store.runs()`). See hyperds.export.export for the options."""
+        from ..export import export
+
+        return export(self, format, dest, **options)
 
     def record_run(self, run_id: str, info: Mapping[str, Any] | None = None, user: str | None = None) -> None:
         """Record that run `run_id` used this published version (with free-form JSON `info`)."""
@@ -455,7 +469,7 @@ class View:
             "frame_count": self.frame_count, "recorded_at": _now(), "user": user or cat.current_user(),
             "host": cat.current_host(), "info": info_text,
         }
-        cat.runs_table(self.store).insert(pa.Table.from_pylist([row], schema=cat.RUNS_SCHEMA))
+        storage.writes.append(cat.runs_table(self.store), pa.Table.from_pylist([row], schema=cat.RUNS_SCHEMA))
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -473,15 +487,13 @@ def _lock_version(views: Any) -> int:
 
     One tagged version for all publishes, so cleanup's compaction can drop every other version.
     """
-    held = [info["version"] for tag, info in views.tags.list().items() if tag.startswith("view.")]
-    return min(held, default=views.version)
+    held = [info.version for tag, info in storage.tags.list_tags(views).items() if tag.startswith("view.")]
+    return min(held, default=storage.version(views))
 
 
 def _tag(ds: Any, tag: str, version: int) -> None:
-    try:
-        ds.tags.create(tag, version)
-    except ValueError:  # left by a publish interrupted before its catalog row; we hold the lock now
-        ds.tags.update(tag, version)
+    # create, or move a tag left by a publish interrupted before its catalog row: we hold the lock now
+    storage.tags.set_tag(ds, tag, version)
 
 
 def _now() -> dt.datetime:

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ...errors import SourceFormatError
+from ..package_meta import merged_metadata
 from ..table import FrameTable
 from ._common import (
     annotation_struct,
@@ -42,6 +43,14 @@ _REQUIRED = {
     "observations": ("observationID", "deploymentID", "observationLevel", "observationType"),
 }
 _BBOX = ("bboxX", "bboxY", "bboxWidth", "bboxHeight")
+# media columns kept as text frame fields (the exporter writes them back)
+_MEDIA_TEXT = {"capture_method": "captureMethod", "file_name": "fileName", "file_mediatype": "fileMediatype",
+               "exif_data": "exifData", "media_comments": "mediaComments"}
+# observation columns without an annotation field of their own, kept in its `attributes` JSON
+_ATTRIBUTES = ("observationType", "eventStart", "eventEnd", "cameraSetupType", "individualPositionRadius",
+               "individualPositionAngle", "individualSpeed", "observationTags", "classificationTimestamp")
+# review state an export writes into observationTags
+_REVIEW_TAG = re.compile(r"^hyperds:(review_status|reviewed_by|reviewed_at)=(.*)$")
 
 
 def _row(column: str):
@@ -163,12 +172,18 @@ def import_camtrap_dp(
         "frame_num": _frame_numbers(seq_id, captured_at, media_ids),
         "annotations": nest(owner, len(media_ids), annotations.take(pa.array(picked))),
         "file_public": parse_values(media.col("filePublic"), pa.bool_(), media.path, _row("filePublic")),
+        "latitude": pc.take(parse_values(deployments.col("latitude"), pa.float64(), deployments.path, _row("latitude")),
+                            dep_index),
+        "longitude": pc.take(parse_values(deployments.col("longitude"), pa.float64(), deployments.path,
+                                          _row("longitude")), dep_index),
+        **{field: media.col(column) for field, column in _MEDIA_TEXT.items()},
+        "favorite": parse_values(media.col("favorite"), pa.bool_(), media.path, _row("favorite")),
     }
     checked = unchecked = 0
     if check_images:
         sizes = check_image_files(uris, ds, media.path, _row("filePath"))
         frames["width"], frames["height"], checked, unchecked = sizes
-    return write_frames(
+    report = write_frames(
         ds,
         pa.table(frames),
         "camtrap-dp",
@@ -179,6 +194,17 @@ def import_camtrap_dp(
         images_unchecked=unchecked,
         warnings=unattached,
     )
+    _keep_package(ds, deployments.table, pkg)
+    return report
+
+
+def _keep_package(ds: FrameTable, deployments: pa.Table, pkg: dict) -> None:
+    """Store the deployments table and the package's descriptive properties with the dataset (schema
+    metadata, one Lance version, only when something is new), so an export can give them back."""
+    entries = merged_metadata(ds.schema, deployments, {k: v for k, v in pkg.items() if k != "resources"})
+    if entries:
+        ds.lance().update_schema_metadata(entries)
+        ds._ds = None
 
 
 def _observations(obs: _Resource, media_ids: pa.Array, tz: str) -> tuple[pa.StructArray, np.ndarray, np.ndarray, int]:
@@ -218,9 +244,38 @@ def _observations(obs: _Resource, media_ids: pa.Array, tz: str) -> tuple[pa.Stru
             "source": obs.col("classifiedBy"),
             "created_at": parse_times(obs.col("classificationTimestamp"), tz, path, _row("classificationTimestamp")),
             "level": level,
+            "note": obs.col("observationComments"),
+            "life_stage": obs.col("lifeStage"),
+            "sex": obs.col("sex"),
+            "behavior": obs.col("behavior"),
+            "individual_id": obs.col("individualID"),
+            **_review_and_attributes(obs, tz),
         }
     )
     return annotations, np.asarray(pc.fill_null(media_index, -1), dtype=np.int64), event_level, clamped
+
+
+def _review_and_attributes(obs: _Resource, tz: str) -> dict[str, pa.Array]:
+    """review_status / reviewed_by / reviewed_at from `hyperds:` observationTags (an export's), and the
+    `attributes` JSON of the other observation columns (null when all are empty)."""
+    tags = pl.Series(obs.col("observationTags")).str.split(" | ")
+    parts = pl.DataFrame({"tags": tags}).with_row_index("r").explode("tags")
+    found = parts.with_columns(pl.col("tags").str.extract_groups(_REVIEW_TAG.pattern).alias("m")).unnest("m")
+    review = found.filter(pl.col("1").is_not_null()).pivot(on="1", index="r", values="2", aggregate_function="first")
+    own = found.filter(pl.col("1").is_null() & pl.col("tags").is_not_null()).group_by("r").agg(pl.col("tags").str.join(" | "))
+    n = len(obs.col("observationID"))
+    base = pl.DataFrame({"r": np.arange(n, dtype=np.uint32)})
+    review = base.join(review, on="r", how="left") if review.height else base
+    own = base.join(own.with_columns(pl.col("r").cast(pl.UInt32)), on="r", how="left")["tags"]
+    values = {c: pl.Series(obs.col(c)) for c in _ATTRIBUTES if c != "observationTags"}
+    values["observationTags"] = own
+    attrs = pl.DataFrame(values).select(
+        pl.when(pl.any_horizontal(pl.all().is_not_null())).then(pl.struct(pl.all()).struct.json_encode()).alias("a"))
+    out: dict[str, pa.Array] = {"attributes": attrs["a"].to_arrow().cast(pa.string())}
+    for field in ("review_status", "reviewed_by", "reviewed_at"):
+        col = review[field].to_arrow().cast(pa.string()) if field in review.columns else pa.nulls(n, pa.string())
+        out[field] = parse_times(col, tz, obs.path, _row("observationTags")) if field == "reviewed_at" else col
+    return out
 
 
 def _events(

@@ -113,6 +113,8 @@ def import_coco(
         return lambda i: f"annotations[{i}].{field}"
 
     fail_where(pc.is_null(anns), path, lambda i: f"annotations[{i}]", "expected an annotation object")
+    # a null id gets a position-based one; given ids are each annotation's key, so they must differ
+    check_unique(pc.drop_null(anns.field("id").cast(pa.string())), path, _given_id_at(anns), "annotation id")
     image_index = pc.index_in(anns.field("image_id").cast(pa.string()), value_set=image_ids)
     fail_where(pc.is_null(image_index), path, ann_at("image_id"), "no image has this id")
     cat_index = pc.index_in(anns.field("category_id").cast(pa.string()), value_set=cat_ids)
@@ -173,3 +175,9 @@ def _normalised_boxes(bbox: pa.Array, width: pa.Array, height: pa.Array, path: P
     with np.errstate(divide="ignore", invalid="ignore"):
         xywh = xywh / np.stack([w, h, w, h], axis=1)
     return clamp_boxes(xywh, present, path, pointer)
+
+
+def _given_id_at(anns: pa.Array):
+    """Pointer to the i-th annotation among those that carry an id (check_unique sees only those)."""
+    given = pc.indices_nonzero(pc.is_valid(anns.field("id"))).to_pylist()
+    return lambda i: f"annotations[{given[i]}].id"

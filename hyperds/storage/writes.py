@@ -1,0 +1,70 @@
+"""Writes to a table: appends, keyed inserts / upserts, column changes, schema metadata, deletes, overwrites.
+
+Each call is one Lance commit (all or nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import lance
+import pyarrow as pa
+
+from .errors import lance_errors
+from .handle import Handle
+
+
+def append(ds: Handle, data: pa.Table) -> None:
+    """Append `data` (in the table's schema) as one new version."""
+    with lance_errors(ds.uri, f"appending to {ds.uri}"):
+        lance.write_dataset(data, ds, mode="append")
+
+
+def insert_new(ds: Handle, data: pa.Table, key: str, use_index: bool = True) -> int:
+    """Insert the rows of `data` whose `key` is not in the table (a concurrent insert stays single); inserted count."""
+    with lance_errors(ds.uri, f"inserting into {ds.uri}"):
+        builder = ds.merge_insert(key).when_not_matched_insert_all()
+        if not use_index:
+            builder = builder.use_index(False)
+        return int(builder.execute(data)["num_inserted_rows"])
+
+
+def upsert(ds: Handle, data: pa.Table, keys: str | list[str]) -> None:
+    """Replace the rows matching `keys` and insert the others, in one commit."""
+    with lance_errors(ds.uri, f"upserting into {ds.uri}"):
+        ds.merge_insert(keys).when_matched_update_all().when_not_matched_insert_all().execute(data)
+
+
+def update_matched(ds: Handle, data: pa.Table, key: str) -> None:
+    """Set the columns of `data` on the rows matching `key` (a partial-schema update)."""
+    with lance_errors(ds.uri, f"updating {ds.uri}"):
+        ds.merge_insert(key).when_matched_update_all().execute(data)
+
+
+def merge_columns(ds: Handle, data: pa.Table, key: str) -> None:
+    """Add the new columns of `data` joined on `key` (rows not listed get nulls)."""
+    with lance_errors(ds.uri, f"adding columns to {ds.uri}"):
+        ds.merge(data, left_on=key)
+
+
+def add_columns(ds: Handle, fields: list[pa.Field]) -> None:
+    """Add all-null columns."""
+    with lance_errors(ds.uri, f"adding columns to {ds.uri}"):
+        ds.add_columns(fields)
+
+
+def set_schema_metadata(ds: Handle, values: Mapping[str, str | None]) -> None:
+    """Set (None: remove) schema metadata keys, as one version."""
+    with lance_errors(ds.uri, f"writing schema metadata of {ds.uri}"):
+        ds.update_schema_metadata(dict(values))
+
+
+def delete(ds: Handle, filter: str) -> None:
+    with lance_errors(ds.uri, f"deleting from {ds.uri}"):
+        ds.delete(filter)
+
+
+def overwrite(uri: str, data: pa.Table, storage_options: dict[str, str] | None = None) -> Handle:
+    """Write `data` as the new content of the table at `uri` (created if missing)."""
+    with lance_errors(uri, f"writing {uri}"):
+        return lance.write_dataset(data, uri, mode="overwrite", storage_options=storage_options or None)
