@@ -3,6 +3,8 @@
 import → auto-accept confident frames → publish the training view 1.0 → review queue → a
 reviewer's decisions (examples/review_round1.csv, in `hyperds commit` format) as one commit →
 publish 1.1 → diff 1.1 vs 1.0 → evaluate the detector on 1.0 and 1.1.
+A rejected annotation is not a label of its frame: once the reviewer rejects a frame's detections, they
+leave its labels, its classes in the view and the loader's targets (the diff lists such frames as removed).
 Run: python examples/annotation_round.py [--store DIR]   (default: a fresh temporary store)
 """
 

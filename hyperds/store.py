@@ -153,15 +153,17 @@ class Store(Connection):
         split: Mapping[str, Any] | None = None,
         message: str = "",
         unknown_labels: str = "drop",
+        empty: str = "drop",
     ) -> View:
         """Create (or redefine) the draft of view `name`: SQL (or {sub-query: SQL}) over `datasets`.
 
         `label_map` maps source labels to classes (`unknown_labels`: drop | keep | error), `weights` gives
-        each sub-query's sampling share, `split` = {"by": "site"|"seq_id", "fractions": {...}, "seed": 0}.
+        each sub-query's sampling share, `split` = {"by": "site"|"seq_id", "fractions": {...}, "seed": 0};
+        `empty` = "keep" keeps frames left without a class (default "drop": rejected labels are no class).
         """
         from .versioning.views import create_view
 
-        return create_view(self, name, query, datasets, label_map, weights, split, message, unknown_labels)
+        return create_view(self, name, query, datasets, label_map, weights, split, message, unknown_labels, empty)
 
     def view(self, name: str, version: str | None = None) -> View:
         """A view version (None: the latest published; "draft": the editable draft)."""

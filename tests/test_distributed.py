@@ -76,7 +76,8 @@ def _check_to_ray_resolves_each_datasets_uris(store):
     roots = {"east": "s3://east-bucket/photos", "west": "/data/west"}
     for name, root in roots.items():
         store.create_dataset(name, root=root).add_frames([{"frame_id": f"{name}1", "uri": "a/x.jpg"}])
-    store.create_view("both", "true", datasets=list(roots)).publish(version="1.0", author="t")
+    # frames without labels: kept only when asked (empty="keep")
+    store.create_view("both", "true", datasets=list(roots), empty="keep").publish(version="1.0", author="t")
     view = store.view("both", "1.0")
 
     def rows(**kwargs):
@@ -112,7 +113,7 @@ def _check_predict(store, tmp_path):
 
     small = store.create_dataset("small")
     small.ingest(str(root), layout=LAYOUT, progress=False)
-    view = store.create_view("thumbs", "width < 1000", datasets=["small"]).publish(version="1.0", author="t")
+    view = store.create_view("thumbs", "width < 1000", datasets=["small"], empty="keep").publish(version="1.0", author="t")
     res = distributed.predict(store.view("thumbs", "1.0"), Model, model=MODEL, batch_size=8, concurrency=1)
     thumbs = _model_anns(local).filter(pl.col("frame_id").str.contains("/serengeti/"))
     assert res.added == 24 == len(view) and _model_anns(small).equals(thumbs)

@@ -28,7 +28,8 @@ def _annotations(ds, fields: list[str]) -> pl.DataFrame:
 
 
 def _publish_all(store, name: str, dataset: str):
-    store.create_view(name, "TRUE", datasets=[dataset]).publish("1.0")
+    # every frame, those without a label too (a view drops class-less frames unless asked to keep them)
+    store.create_view(name, "TRUE", datasets=[dataset], empty="keep").publish("1.0")
     return store.view(name, "1.0")
 
 

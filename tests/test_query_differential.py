@@ -1,8 +1,11 @@
 """Differential test: the query engine against a tiny plain-Python evaluator over dict rows.
 
-Random datasets (nulls, empty annotation lists, unicode, boundary timestamps) and random queries
-from a small grammar; the query tree is rendered to SQL for the engine and evaluated directly
-by the reference below, which knows nothing of the engine.
+Random datasets (nulls, empty annotation lists, rejected annotations, unicode, boundary timestamps)
+and random queries from a small grammar; the query tree is rendered to SQL for the engine and
+evaluated directly by the reference below, which knows nothing of the engine. The reference follows
+the documented rule: an annotation function sees only annotations that are not rejected, unless its
+condition names review_status (then it sees all). Each query runs by the engine's plan (pushdown,
+with or without the side table) and by the residual evaluator alone over every frame.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from hypothesis import strategies as st
 
 import hyperds
 from hyperds.query import Query
+from hyperds.query.residual import mask
 from hyperds.query.sidecar import build_annotation_table
 
 UTC = dt.UTC
@@ -146,6 +150,16 @@ frame_leaf = (
     | st.tuples(st.just("labels"), st.sampled_from(["any", "all", "eq_any", "has"]),
                 st.lists(st.sampled_from(LABELS + ["hyena"]), min_size=1, max_size=2, unique=True))
     | st.tuples(st.just("ann"), st.sampled_from(["any", "all"]), ann_cond)
+    # label-only conditions: exactly a `labels` test under the rule, pushed to the LABEL_LIST index
+    | st.tuples(st.just("ann"), st.just("any"), st.tuples(
+        st.just("in"), st.just("label"), st.lists(st.sampled_from(LABELS + ["hyena"]), min_size=1, max_size=2),
+        st.just(False)))
+    | st.tuples(st.just("ann"), st.just("any"), st.tuples(
+        st.just("cmp"), st.just("="), st.just("label"), st.sampled_from(LABELS)))
+    # the audit form: reaching rejected annotations on purpose
+    | st.tuples(st.just("ann"), st.just("any"), st.tuples(
+        st.just("and"), st.tuples(st.just("cmp"), st.just("="), st.just("review_status"), st.just("rejected")),
+        leaf(ANN_TYPES)))
     | st.tuples(st.just("count"), st.none() | ann_cond, st.sampled_from(sorted(OPS)), st.integers(0, 3))
     | st.tuples(st.just("flag"))
 )
@@ -224,6 +238,26 @@ def like(value: str, pattern: str) -> bool:
     return re.fullmatch(regex, value, re.DOTALL) is not None
 
 
+def names_status(t: tuple | None) -> bool:
+    """Does a condition tree mention review_status (a leaf's field is its second or third item)?"""
+    if t is None:
+        return False
+    if t[0] in ("and", "or", "not"):
+        return any(names_status(x) for x in t[1:])
+    return "review_status" in t[1:3]
+
+
+RULE = {"rule": 2}  # the rejected-annotations rule the reference follows (1: views published before it)
+
+
+def seen(c: tuple | None, row: dict) -> list[dict]:
+    """The annotations a function with condition `c` ranges over: not rejected, unless c names review_status
+    (under rule 1, every annotation)."""
+    if names_status(c) or RULE["rule"] == 1:
+        return row["annotations"]
+    return [a for a in row["annotations"] if a["review_status"] != "rejected"]
+
+
 def ref(t: tuple, row: dict) -> bool | None:
     match t:
         case ("and", x, y):
@@ -253,11 +287,11 @@ def ref(t: tuple, row: dict) -> bool | None:
             labels = {a["label"] for a in row["annotations"] if a["review_status"] != "rejected"}
             return all(v in labels for v in vs) if mode in ("all", "has") else any(v in labels for v in vs)
         case ("ann", "any", c):
-            return any(ref(c, a) is True for a in row["annotations"])
+            return any(ref(c, a) is True for a in seen(c, row))
         case ("ann", "all", c):
-            return all(ref(c, a) is True for a in row["annotations"])
+            return all(ref(c, a) is True for a in seen(c, row))
         case ("count", c, op, n):
-            return OPS[op](sum(1 for a in row["annotations"] if c is None or ref(c, a) is True), n)
+            return OPS[op](sum(1 for a in seen(c, row) if c is None or ref(c, a) is True), n)
         case ("flag",):
             return row["flag"]
     raise AssertionError(t)
@@ -293,8 +327,9 @@ def _write(store: hyperds.Store, rows: list[dict], zones: list) -> hyperds.Datas
     order=st.none() | st.tuples(st.sampled_from(["width", "site", "captured_at", "score"]), st.booleans(),
                                 st.integers(0, 5)),
     side_table=st.booleans(),
+    rule=st.sampled_from([2, 2, 1]),
 )
-def test_engine_matches_reference(diff_root, rows, zones, trees, order, side_table):
+def test_engine_matches_reference(diff_root, rows, zones, trees, order, side_table, rule):
     for i, r in enumerate(rows):
         r["frame_id"], r["uri"] = f"f{i}", f"img/{i}.jpg"
     store = hyperds.connect(diff_root / f"s{next(_names)}")  # a fresh small store per example
@@ -303,13 +338,18 @@ def test_engine_matches_reference(diff_root, rows, zones, trees, order, side_tab
         build_annotation_table(ds)
     default_limit = Query.nested_limit
     Query.nested_limit = 0 if side_table else default_limit  # use it even when the pushdown keeps few frames
+    RULE["rule"] = rule
     try:
         for tree in trees:
             text = sql(tree)
             expected = sorted(r["frame_id"] for r in rows if ref(tree, r) is True)
-            query = ds.query(text)
+            query = Query(ds, text, rule=rule)
             assert query.frame_ids().to_pylist() == expected, (text, query.explain())
             assert query.count() == len(expected), text
+            if rows:  # the residual evaluator alone, over every frame (no pushdown, no side table)
+                every = ds.to_arrow()
+                alone = mask(query.statement.where, every).to_pylist()
+                assert sorted(f for f, hit in zip(every["frame_id"].to_pylist(), alone, strict=True) if hit) == expected, text
         if order is not None:  # SELECT form: ORDER BY (NULLs smallest, frame_id breaks ties) and LIMIT
             col, desc, limit = order
             text = f"SELECT frame_id FROM {ds.name} WHERE {sql(trees[0])} ORDER BY {col}{' DESC' if desc else ''} LIMIT {limit}"
@@ -317,9 +357,10 @@ def test_engine_matches_reference(diff_root, rows, zones, trees, order, side_tab
             # NaN (r[col] != r[col]) sorts above every number, as in the engine
             hits.sort(key=lambda r: (r[col] is not None, r[col] != r[col],
                                      r[col] if r[col] is not None and r[col] == r[col] else 0), reverse=desc)
-            assert ds.query(text).frame_ids().to_pylist() == [r["frame_id"] for r in hits[:limit]], text
-            assert ds.query(text).count() == len(hits[:limit]), text
-            assert ds.query(f"{text} OFFSET 2").count() == len(hits[2 : 2 + limit]), text
+            assert Query(ds, text, rule=rule).frame_ids().to_pylist() == [r["frame_id"] for r in hits[:limit]], text
+            assert Query(ds, text, rule=rule).count() == len(hits[:limit]), text
+            assert Query(ds, f"{text} OFFSET 2", rule=rule).count() == len(hits[2 : 2 + limit]), text
     finally:
         Query.nested_limit = default_limit
+        RULE["rule"] = 2
         shutil.rmtree(store.uri)

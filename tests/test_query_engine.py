@@ -52,19 +52,28 @@ def test_annotation_conditions_bind_to_one_annotation(ds):
 
 
 def test_all_annotations_is_vacuously_true_and_count(ds):
-    assert ids(ds.query("all_annotations(label = 'zebra')")) == ["f02"]  # no annotations: vacuously true
-    assert ids(ds.query("all_annotations(label IN ('zebra', 'gnu'))")) == ["f02", "f04"]
-    assert ids(ds.query("all_annotations(label = 'lion') AND count_annotations() > 0")) == ["f01", "f03"]
+    # f02 has no annotations and f03 only a rejected one: for annotation functions both have none
+    assert ids(ds.query("all_annotations(label = 'zebra')")) == ["f02", "f03"]  # vacuously true
+    assert ids(ds.query("all_annotations(label IN ('zebra', 'gnu'))")) == ["f02", "f03", "f04"]
+    assert ids(ds.query("all_annotations(label = 'lion') AND count_annotations() > 0")) == ["f01"]
     assert ids(ds.query("count_annotations(label = 'zebra') >= 2")) == ["f04"]
-    assert ids(ds.query("count_annotations() = 0")) == ["f02"]
+    assert ids(ds.query("count_annotations() = 0")) == ["f02", "f03"]
 
 
-def test_labels_skip_rejected_annotations(ds):
-    """`labels` lists only annotations not rejected; any_annotation sees every annotation."""
+def test_rejected_annotations_are_not_labels(ds):
+    """One rule: `labels` and the annotation functions both skip rejected annotations; naming
+    review_status inside a function reaches them on purpose."""
     assert ids(ds.query("'lion' = ANY(labels)")) == ["f00", "f01"]
-    assert ids(ds.query("any_annotation(label = 'lion')")) == ["f00", "f01", "f03"]
+    assert ids(ds.query("any_annotation(label = 'lion')")) == ["f00", "f01"]
     assert ids(ds.query("any_annotation(label = 'lion' AND review_status != 'rejected')")) == ["f00", "f01"]
     assert ids(ds.query("array_has_all(labels, ['zebra', 'gnu'])")) == ["f04"]
+    # the audit: rejected annotations, reached through a condition on review_status
+    assert ids(ds.query("any_annotation(review_status = 'rejected' AND label = 'lion')")) == ["f03"]
+    assert ids(ds.query("any_annotation(label = 'lion' AND review_status IS NOT NULL)")) == ["f00", "f01", "f03"]
+    assert ids(ds.query("count_annotations(review_status = 'rejected') = 1")) == ["f03"]
+    assert ids(ds.query("all_annotations(review_status = 'unreviewed') AND count_annotations() = 0")) == ["f02"]
+    # the canonical text is the text as written: the rule is part of the language, not added to the query
+    assert ds.query("any_annotation(label='lion')").sql == "any_annotation(label = 'lion')"
 
 
 def test_timestamps_with_offsets(ds):
@@ -124,24 +133,41 @@ def test_explain_shows_index_use_and_q3_plan(ds):
     q2 = ds.query("site = 'S1' AND captured_at >= '2024-03-01' AND captured_at < '2024-04-01' "
                   "AND any_annotation(label = 'lion')").explain()
     assert "site_idx(Bitmap)" in q2 and "captured_at_idx(BTree)" in q2
-    assert "residual:  any_annotation(label = 'lion')" in q2
+    # Q2's annotation term is exactly a `labels` test (rejected annotations are in neither): pushed, no residual
+    assert "array_has_any(labels, ['lion'])" in q2 and "labels_idx(LabelList)" in q2 and "residual:  (none)" in q2
+    assert "any_annotation(label = 'lion') is exactly array_has_any(labels, ['lion'])" in q2
+    assert "annotations" not in q2.split("lance plan:")[1]  # the nested lists are not read
 
-    # Q3 fixes a label but may match rejected annotations, which `labels` omits: a full scan, all residual
+    # Q3 fixes a label over annotations not rejected: the LABEL_LIST index prefilters, the residual decides
     q3 = ds.query("any_annotation(label = 'lion' AND confidence >= 0.9 AND source_kind = 'model')").explain()
-    assert "pushdown:  (none: full scan)" in q3 and "ScalarIndexQuery" not in q3
-    assert "projection=[frame_id, annotations]" in q3
+    assert "prefilter: array_has_any(labels, ['lion'])" in q3 and "labels_idx(LabelList)" in q3
+    assert "residual:  any_annotation(label = 'lion' AND confidence >= 0.9 AND source_kind = 'model')" in q3
+    # naming review_status lets the function see rejected annotations, which `labels` omits: no prefilter
+    audit = ds.query("any_annotation(label = 'lion' AND review_status IN ('rejected', 'unreviewed'))")
+    assert "prefilter: (none)" in audit.explain() and "pushdown:  (none: full scan)" in audit.explain()
+    assert "1 of 1 name review_status" in audit.explain() and ids(audit) == ["f00", "f01", "f03"]
+    # exact label terms: IN, counts meaning "at least one", and the explicit form
+    for text in ("any_annotation(label IN ('lion', 'gnu'))", "count_annotations(label IN ('lion', 'gnu')) > 0",
+                 "count_annotations(label IN ('gnu', 'lion')) >= 1",
+                 "any_annotation(label IN ('lion', 'gnu') AND review_status != 'rejected')"):
+        q = ds.query(text)
+        assert "residual:  (none)" in q.explain() and ids(q) == ["f00", "f01", "f04"], text
     # the same with rejected annotations excluded may use the LABEL_LIST index as a prefilter
     q3b = ds.query("any_annotation(label = 'lion' AND confidence >= 0.9 AND review_status != 'rejected')")
     assert "prefilter: array_has_any(labels, ['lion'])" in q3b.explain() and "labels_idx(LabelList)" in q3b.explain()
     assert ids(q3b) == ["f01"]
-    # a count that is false for 0 implies a matching annotation: the prefilter applies whatever the operator
+    # a count that is false for 0 implies a matching annotation: the prefilter applies whatever the operator;
+    # a count meaning "at least one" is exactly the labels test (pushed, no residual)
     cond = "label = 'lion' AND review_status != 'rejected'"
     lions, everyone = ["f00", "f01"], ["f00", "f01", "f02", "f03", "f04"]
-    for test, want, prefiltered in ((">= 1", lions, True), ("!= 0", lions, True), ("> 0", lions, True),
-                                    ("= 1", lions, True), ("< 0", [], True), ("= 0", ["f02", "f03", "f04"], False),
-                                    ("<= 1", everyone, False), ("!= 1", ["f02", "f03", "f04"], False)):
+    for test, want, how in ((">= 1", lions, "exact"), ("!= 0", lions, "exact"), ("> 0", lions, "exact"),
+                            ("= 1", lions, "prefilter"), ("< 0", [], "prefilter"), ("= 0", ["f02", "f03", "f04"], None),
+                            ("<= 1", everyone, None), ("!= 1", ["f02", "f03", "f04"], None)):
         q = ds.query(f"count_annotations({cond}) {test}")
-        assert ("prefilter: array_has_any(labels, ['lion'])" in q.explain()) == prefiltered, test
+        plan = q.explain()
+        assert ("prefilter: array_has_any(labels, ['lion'])" in plan) == (how == "prefilter"), test
+        assert ("pushdown:  array_has_any(labels, ['lion'])" in plan and "residual:  (none)" in plan) == (
+            how == "exact"), test
         assert ids(q) == want, test
 
 
@@ -181,6 +207,8 @@ def test_side_table_kept_per_version_and_fallback(ds, monkeypatch):
     assert "side table: not used for frames version" in ds.query(q).explain()
     build_annotation_table(ds)
     assert "built from frames version" in ds.query(q).explain()
+    # the side table's frame ids are exact: Lance filters only the frame terms, not the labels prefilter
+    assert "lance filter with the side table: site = 'S1' (its frame ids replace the prefilter)" in ds.query(q).explain()
     assert ids(ds.query(q)) == ["f01"]
     assert ids(ds.query("count_annotations(label = 'zebra') >= 2")) == ["f04"]
     assert ids(ds.query("count_annotations() > 1")) == ["f00", "f04"]
@@ -199,9 +227,9 @@ def test_side_table_skipped_when_pushdown_is_selective(ds):
     from hyperds.query.sidecar import build_annotation_table
 
     build_annotation_table(ds)
-    q = ds.query("site = 'S2' AND any_annotation(label = 'zebra')")
+    q = ds.query("site = 'S2' AND any_annotation(source_kind = 'human' AND confidence IS NULL)")
     assert "side table: not used" in q.explain() and ids(q) == ["f04"]
-    assert "built from frames version" in ds.query("any_annotation(label = 'zebra')").explain()
+    assert "built from frames version" in ds.query("any_annotation(source_kind = 'human')").explain()
 
 
 def test_side_table_frame_ids_are_unique(ds):
@@ -211,9 +239,9 @@ def test_side_table_frame_ids_are_unique(ds):
     from hyperds.query.sidecar import build_annotation_table, open_annotation_table
 
     build_annotation_table(ds)
-    q = Query(ds, "any_annotation(label = 'zebra') AND count_annotations(label = 'zebra') >= 1")
+    q = Query(ds, "any_annotation(label = 'zebra' AND level = 'media') AND count_annotations(label = 'zebra') >= 2")
     got = _side_frames(open_annotation_table(ds, ds.version), q.plan.side).to_pylist()
-    assert sorted(got) == ["f00", "f04"]
+    assert sorted(got) == ["f04"]
 
 
 def test_columns_as_one_name(ds):
@@ -222,7 +250,7 @@ def test_columns_as_one_name(ds):
 
 
 def test_optimize_makes_queries_use_the_side_table(ds):
-    q = "any_annotation(label = 'zebra')"
+    q = "any_annotation(source_kind = 'human')"
     before = ids(ds.query(q))
     assert "side table: not used for frames version" in ds.query(q).explain()
     version = ds.optimize()
@@ -244,7 +272,7 @@ def test_side_table_on_s3(s3_bucket, s3_storage_options, monkeypatch):
     s3ds = st.create_dataset("park")
     s3ds.add_frames([_frame(0, "S1", dt.datetime(2024, 3, 5, tzinfo=UTC), [{"label": "lion"}, {"label": "lion"}]),
                      _frame(1, "S2", dt.datetime(2024, 3, 6, tzinfo=UTC), [{"label": "zebra"}])])
-    q = "any_annotation(label = 'lion')"
+    q = "any_annotation(label = 'lion' AND level = 'media')"
     assert "side table: not used" in s3ds.query(q).explain() and ids(s3ds.query(q)) == ["f00"]
     build_annotation_table(s3ds)
     assert "built from frames version" in s3ds.query(q).explain() and ids(s3ds.query(q)) == ["f00"]

@@ -204,7 +204,7 @@ def test_diff_reports_added_removed_relabeled_revised(store, ds):
     ds.add_frames([{"frame_id": "added1", "uri": "s3://b/a.jpg", "annotations": [{"label": "lion"}]}])
     v2 = store.view("d", "draft").publish()
     d = v2.diff("1.0")
-    assert d.counts == {"added": 1, "removed": 1, "relabeled": 1, "revised": 1}
+    assert d.counts == {"added": 1, "removed": 1, "relabeled": 1, "revised": 1, "removed (rejected)": 0}
     assert d.added["frame_id"].to_list() == ["added1"] and d.removed["frame_id"].to_list() == [delete["frame_id"]]
     old_classes = sorted({lab.upper() for lab in relabel["labels"]})
     remaining = [a["label"] for a in relabel["annotations"][1:]] + [new_label]
@@ -218,7 +218,7 @@ def test_diff_reports_added_removed_relabeled_revised(store, ds):
 
 # -- audit: runs, verify, cleanup ---------------------------------------------------------------
 def test_record_run_and_list_runs(store, ds):
-    v = store.create_view("r", "TRUE", datasets=["cams"]).publish()
+    v = store.create_view("r", "TRUE", datasets=["cams"], empty="keep").publish()
     v.record_run("run-a", {"lr": 0.01, "epochs": 2})
     store.view("r", "draft").publish().record_run("run-b")
     all_runs = store.runs()
@@ -394,7 +394,7 @@ def test_failed_publish_leaves_no_trace(store, ds, monkeypatch):
 
 
 def test_hyperds_view_uses_HYPERDS_STORE(store, ds, monkeypatch):
-    store.create_view("env", "TRUE", datasets=["cams"]).publish()
+    store.create_view("env", "TRUE", datasets=["cams"], empty="keep").publish()
     monkeypatch.setenv("HYPERDS_STORE", store.uri)
     assert hyperds.view("env").frame_count == 60
     assert isinstance(hyperds.view("env").to_arrow(), pa.Table)
@@ -461,7 +461,7 @@ def test_an_open_store_sees_views_published_elsewhere_and_a_recreated_store(stor
     assert store.view("seen").version == "1.0"  # the catalog snapshot of this store is now cached
     other = hyperds.connect(store.uri)  # another process would do the same through its own Store
     other.view("seen", "draft").publish("1.1")
-    other.create_view("new", "site = 'S1'", datasets=["cams"]).publish("2.0")
+    other.create_view("new", "site = 'S1'", datasets=["cams"], empty="keep").publish("2.0")
     assert store.view("seen").version == "1.1"
     assert store.view("new", "2.0").frame_count == len([r for r in _frames(60) if r["site"] == "S1"])
     assert store.views().column("name").to_pylist().count("seen") == 3  # 1.0, 1.1 and the draft

@@ -23,7 +23,9 @@ LABEL_MAP = {"lion": "cat", "zebra": "equid"}
 SPLIT = [("train", 0.5), ("test", 0.5)]
 VIEWS = {
     # name: (SQL, python predicate over a frame dict, label map, split)
-    "lions": ("any_annotation(label = 'lion')", lambda r: any(a["label"] == "lion" for a in r["annotations"]), None,
+    # annotation functions skip rejected annotations (the rejected-annotations rule)
+    "lions": ("any_annotation(label = 'lion')",
+              lambda r: any(a["label"] == "lion" and a["review_status"] != "rejected" for a in r["annotations"]), None,
               None),
     "mapped": ("site IS NOT NULL", lambda r: r["site"] is not None, LABEL_MAP, ("site", SPLIT, 5)),
 }

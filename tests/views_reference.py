@@ -20,8 +20,12 @@ def split_of(key: str, seed: int, fractions: list[tuple[str, float]]) -> str:
 
 def manifest(rows_by_dataset: dict[str, list[dict]], subqueries: list[tuple[str, object]],
              label_map: dict[str, str] | None = None, unknown: str = "drop",
-             split: tuple[str, list[tuple[str, float]], int] | None = None) -> list[dict]:
-    """Rows of the view: `subqueries` are (name, python predicate over a frame dict), first match wins."""
+             split: tuple[str, list[tuple[str, float]], int] | None = None, empty: str = "drop",
+             rule: int = 2) -> list[dict]:
+    """Rows of the view: `subqueries` are (name, python predicate over a frame dict), first match wins.
+
+    A frame left without a class is dropped unless empty="keep"; under rule 1 (views published before the
+    rejected-annotations rule) only a label map dropped such frames."""
     out = []
     for dataset in sorted(rows_by_dataset):
         for row in sorted(rows_by_dataset[dataset], key=lambda r: r["frame_id"].encode()):
@@ -34,8 +38,9 @@ def manifest(rows_by_dataset: dict[str, list[dict]], subqueries: list[tuple[str,
             else:
                 mapped = [label_map.get(lab, lab if unknown == "keep" else None) for lab in labels]
                 classes = sorted({c for c in mapped if c is not None})
-                if not classes:
-                    continue
+            keep_empty = (label_map is None) if rule == 1 else (empty == "keep")
+            if not classes and not keep_empty:
+                continue
             split_name = None
             if split is not None:
                 by, fractions, seed = split

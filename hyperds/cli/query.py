@@ -13,7 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="select frames of a dataset with SQL",
         description=(
             "Run SQL on DATASET: a boolean expression such as \"site = 'S07' AND any_annotation(label = 'lion')\" "
-            "or SELECT cols FROM DATASET WHERE … [ORDER BY …] [LIMIT n]."
+            "or SELECT cols FROM DATASET WHERE … [ORDER BY …] [LIMIT n]. Annotation functions skip rejected "
+            "annotations (they are not labels) unless the condition names review_status, e.g. "
+            "\"any_annotation(review_status = 'rejected' AND source = 'MDv5a')\" audits a detector's false positives."
         ),
     )
     p.add_argument("dataset")

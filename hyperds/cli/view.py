@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--label-map", help="JSON object source label -> class, or a path to a .json file")
     c.add_argument("--unknown-labels", choices=("drop", "keep", "error"), default="drop",
                    help="labels not in the label map: drop them, keep them as classes, or refuse (default: drop)")
+    c.add_argument("--empty", choices=("drop", "keep"), default="drop",
+                   help="frames the query selects whose classes end up empty (all labels rejected or unmapped): "
+                        "drop them, or keep them (default: drop)")
     c.add_argument("--split-by", choices=("site", "seq_id", "camera", "deployment"), help="group column of splits")
     c.add_argument("--split", default="train=0.8,val=0.1,test=0.1", help="split fractions (default: %(default)s)")
     c.add_argument("--seed", type=int_between(0, 2**32 - 1), default=0, help="split seed (default: 0)")
@@ -58,7 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=_show)
 
     d = actions.add_parser("diff", help="frames added, removed and relabelled between two versions",
-                           description="Compare NEW (default: latest published) with OLD.")
+                           description="Compare NEW (default: latest published) with OLD. Removed frames that "
+                           "left because their labels were rejected are listed as 'removed (rejected)'.")
     d.add_argument("name")
     d.add_argument("old")
     d.add_argument("new", nargs="?")
@@ -108,7 +112,7 @@ def _create(args: argparse.Namespace) -> int:
     label_map = json_arg(args.label_map, "--label-map", ViewError)
     view = open_store(args).create_view(args.name, query, datasets=args.dataset, label_map=label_map,
                                         weights=weights or None, split=split, message=args.message,
-                                        unknown_labels=args.unknown_labels)
+                                        unknown_labels=args.unknown_labels, empty=args.empty)
     print(f"draft view {view.name!r} saved over {', '.join(view.datasets)}: {len(view)} frames now")
     return 0
 
@@ -137,6 +141,7 @@ def _show(args: argparse.Namespace) -> int:
         print(f"  label map ({view.unknown_labels} unknown labels): {json.dumps(view.label_map.as_dict(), sort_keys=True)}")
     if view.split_spec is not None:
         print(f"  split: {json.dumps(view.split_spec.to_dict())}")
+    print(f"  frames without a class: {view.empty}; rejected-annotations rule {view.rule}")
     if view.published:
         print(f"  frames: {view.frame_count}  digest: {view.digest}  parent: {view.parent_version or '-'}")
         print(f"  by {view.created_by} at {view.created_at:%Y-%m-%d %H:%M:%S}Z: {view.message}")
@@ -150,8 +155,14 @@ def _diff(args: argparse.Namespace) -> int:
     new = store.view(args.name, args.new)
     result = new.diff(args.old)
     print(result)
-    for kind in ("added", "removed", "relabeled", "revised"):
-        rows: pl.DataFrame = getattr(result, kind)
+    rejected = result.removed_rejected
+    for kind in ("added", "removed (rejected)", "removed", "relabeled", "revised"):
+        if kind == "removed (rejected)":
+            rows: pl.DataFrame = rejected
+        elif kind == "removed" and rejected.height:  # the others, each frame listed once
+            rows = result.removed.join(rejected.select("dataset", "frame_id"), on=["dataset", "frame_id"], how="anti")
+        else:
+            rows = getattr(result, kind)
         if rows.height:
             print(f"{kind}:")
             write_table(rows.head(args.rows))

@@ -22,7 +22,7 @@ def annotations_frame(table: FrameTable) -> pl.DataFrame:
 
 
 def summarize(table: FrameTable) -> dict[str, pl.DataFrame]:
-    """Titled tables: overview, annotations by source_kind, by label (top 20)."""
+    """Titled tables: overview, annotations by source_kind, by label (top 20; rejected ones are no label)."""
     anns = annotations_frame(table)
     overview = pl.DataFrame(
         {
@@ -33,5 +33,6 @@ def summarize(table: FrameTable) -> dict[str, pl.DataFrame]:
         }
     )
     by_kind = anns.group_by("source_kind").agg(pl.len().alias("annotations")).sort("source_kind")
-    by_label = anns.group_by("label").agg(pl.len().alias("annotations")).sort(["annotations", "label"], descending=[True, False]).head(20)
+    # a rejected annotation is not a label of its frame (hyperds.query.rules): counted in the overview only
+    by_label = anns.filter(pl.col("review_status") != "rejected").group_by("label").agg(pl.len().alias("annotations")).sort(["annotations", "label"], descending=[True, False]).head(20)
     return {"overview": overview, "annotations by source_kind": by_kind, "annotations by label": by_label}

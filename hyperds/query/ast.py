@@ -101,6 +101,8 @@ class AnnotationPredicate(Node):
 
     kind: str  # "any" | "all"
     cond: Node
+    # True: the function ranges over the frame's annotations that are not rejected (set by rules.apply_rule)
+    skip_rejected: bool = field(default=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ class AnnotationCount(Node):
     """count_annotations(cond): the number of the frame's annotations where `cond` is TRUE."""
 
     cond: Node | None
+    skip_rejected: bool = field(default=False, kw_only=True)  # as in AnnotationPredicate
 
 
 def children(node: Node) -> tuple[Node, ...]:

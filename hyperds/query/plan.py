@@ -2,8 +2,11 @@
 
 Top-level AND terms that Lance evaluates exactly (scalar frame columns against literals, label
 list tests) go into the Lance filter, where the BTREE/BITMAP/LABEL_LIST indices serve them; the
-rest stays as a residual for residual.py. An annotation term that fixes a label and excludes
-rejected annotations also adds `array_has_any(labels, …)` as a prefilter (it stays in the residual).
+rest stays as a residual for residual.py. `labels` lists the labels of annotations not rejected, the
+same annotations a function sees under the rejected-annotations rule (rules.py): so
+`any_annotation(label = 'x')` / `label IN (…)` over those annotations IS `array_has_any(labels, […])` and
+is pushed as that (exact, LABEL_LIST index); any other annotation term that fixes a label over annotations
+not rejected adds `array_has_any(labels, …)` as a prefilter (it stays in the residual).
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ import pyarrow as pa
 
 from . import ast as a
 from .lance_sql import sql_literal
+from .rules import NOT_REJECTED_FILTER, excludes_rejected, is_not_rejected_test
 
-_REJECTED = "rejected"
 # SQL words a column may be named after; such names are quoted in Lance filters
 _KEYWORDS = set(
     "ALL AND ANY ARRAY AS ASC BETWEEN BY CASE CAST DATE DESC DISTINCT ELSE END EXISTS FALSE FROM GROUP HAVING IN "
@@ -46,6 +49,8 @@ class Plan:
     residual: a.Node | None
     prefilter: str | None = None  # the label-index prefilter part of `pushdown`, if any
     side: tuple[SideTerm, ...] = ()  # residual terms the side table can answer when it matches the version
+    via_labels: tuple[tuple[a.Node, str], ...] = ()  # annotation terms pushed exactly as a `labels` test
+    exact: str | None = None  # `pushdown` without the prefilters (what Lance filters when the side table answers)
 
     def without_side(self) -> a.Node | None:
         """The residual left once the side terms are answered by the side table."""
@@ -59,6 +64,7 @@ def plan(where: a.Node | None) -> Plan:
     residual: list[a.Node] = []
     prefilters: list[str] = []
     sides: list[SideTerm] = []
+    via_labels: list[tuple[a.Node, str]] = []
     for term in a.conjuncts(where):
         if isinstance(term, a.Literal) and term.value is True:
             continue
@@ -66,23 +72,35 @@ def plan(where: a.Node | None) -> Plan:
         if text is not None:
             pushed.append(text)
             continue
-        residual.append(term)
         counted = _count_term(term)
+        exact = _labels_exact(*counted) if counted is not None else None
+        if exact:
+            text = _labels_any(exact)
+            pushed.append(text)
+            via_labels.append((term, text))
+            continue
+        residual.append(term)
         if counted is None:
             continue
         side_term = _side_term(term, *counted)
         if side_term is not None:
             sides.append(side_term)
-        labels = _label_prefilter(counted[0])
+        labels = _label_prefilter(*counted[:2])
         if labels:
-            prefilters.append(f"array_has_any(labels, [{', '.join(sql_literal(x) for x in labels)}])")
+            prefilters.append(_labels_any(labels))
     parts = pushed + prefilters
     return Plan(
         pushdown=" AND ".join(f"({p})" if len(parts) > 1 else p for p in parts) or None,
         residual=a.conjoin(residual),
         prefilter=" AND ".join(prefilters) or None,
         side=tuple(sides),
+        via_labels=tuple(via_labels),
+        exact=" AND ".join(f"({p})" if len(pushed) > 1 else p for p in pushed) or None,
     )
+
+
+def _labels_any(labels: list[str]) -> str:
+    return f"array_has_any(labels, [{', '.join(sql_literal(x) for x in labels)}])"
 
 
 def lance_filter(node: a.Node) -> str | None:
@@ -169,40 +187,52 @@ def _operand(node: a.Node, col: a.Column) -> str | None:
     return repr(value) if np.isfinite(value) else None
 
 
-def _count_term(term: a.Node) -> tuple[a.Node | None, str, int] | None:
-    """(cond, op, n) when `term` is "(count of annotations where cond holds) op n" and is false for
-    a count of 0, so only frames with a matching annotation can pass; any_annotation(c) is c, >=, 1."""
+def _count_term(term: a.Node) -> tuple[a.Node | None, bool, str, int] | None:
+    """(cond, skip_rejected, op, n) when `term` is "(count of annotations where cond holds) op n" and is
+    false for a count of 0, so only frames with a matching annotation can pass; any_annotation(c) is c, >=, 1."""
     match term:
-        case a.AnnotationPredicate(kind="any", cond=cond):
-            return cond, ">=", 1
-        case a.Compare(left=a.AnnotationCount(cond=cond), op=op, right=a.Literal(type=a.INT, value=n)) if not (
-            _OPS[op](0, n)
-        ):
-            return cond, op, n
+        case a.AnnotationPredicate(kind="any", cond=cond, skip_rejected=skip):
+            return cond, skip, ">=", 1
+        case a.Compare(
+            left=a.AnnotationCount(cond=cond, skip_rejected=skip), op=op, right=a.Literal(type=a.INT, value=n)
+        ) if not _OPS[op](0, n):
+            return cond, skip, op, n
     return None
 
 
-def _label_prefilter(cond: a.Node | None) -> list[str] | None:
+def _labels_exact(cond: a.Node | None, skip_rejected: bool, op: str, n: int) -> list[str] | None:
+    """The labels L when the term is exactly "some annotation not rejected has a label in L", i.e. L ∩ labels ≠ ∅.
+
+    That is: at least one match counts (`>= 1`), the condition is `label = 'x'` / `label IN (…)` and
+    nothing else but "not rejected" tests, and rejected annotations are out (by the rule or by the condition).
+    """
+    if cond is None or (op, n) not in _AT_LEAST_ONE:
+        return None
+    parts = a.conjuncts(cond)
+    status = [p for p in parts if is_not_rejected_test(p)]
+    rest = [p for p in parts if not is_not_rejected_test(p)]
+    if len(rest) != 1 or not (skip_rejected or status):
+        return None
+    values = _fixed_values(rest[0])
+    if values is None or values[0] != "label" or not values[1] or None in values[1]:
+        return None
+    return sorted(values[1])
+
+
+def _label_prefilter(cond: a.Node | None, skip_rejected: bool) -> list[str] | None:
     """Labels one of which a frame must list to have an annotation meeting `cond`, when `labels` can prove it.
 
-    `labels` lists the labels of annotations that are not rejected, so only a condition that
-    fixes the label AND excludes rejected annotations may use it.
+    `labels` lists the labels of annotations that are not rejected, so only a condition that fixes the
+    label over annotations not rejected (skipped by the rule, or excluded by the condition) may use it.
     """
-    if cond is None:
+    if cond is None or not (skip_rejected or excludes_rejected(cond)):
         return None
-    labels, not_rejected = None, False
+    labels = None
     for part in a.conjuncts(cond):
         values = _fixed_values(part)
-        if values is None:
-            continue
-        field, allowed, excluded = values
-        if field == "label" and allowed is not None:
-            labels = allowed
-        if field == "review_status":
-            not_rejected = not_rejected or (allowed is not None and _REJECTED not in allowed) or (
-                excluded is not None and _REJECTED in excluded
-            )
-    return sorted(labels) if labels and not_rejected else None
+        if values is not None and values[0] == "label" and values[1] is not None:
+            labels = values[1]
+    return sorted(labels) if labels and None not in labels else None
 
 
 def _fixed_values(part: a.Node) -> tuple[str, set | None, set | None] | None:
@@ -219,12 +249,18 @@ def _fixed_values(part: a.Node) -> tuple[str, set | None, set | None] | None:
     return None
 
 
-def _side_term(term: a.Node, cond: a.Node | None, op: str, n: int) -> SideTerm | None:
-    """`term` (counting annotations where `cond` holds) as a side-table question, when Lance can filter `cond`."""
-    if cond is None:
-        return SideTerm(term, None, op, n)
-    text = lance_filter(cond)
-    return None if text is None else SideTerm(term, text, op, n)
+def _side_term(term: a.Node, cond: a.Node | None, skip_rejected: bool, op: str, n: int) -> SideTerm | None:
+    """`term` (counting annotations where `cond` holds) as a side-table question, when Lance can filter `cond`.
+
+    The side table holds every annotation, rejected ones too: a function that skips them filters them out.
+    """
+    text = None if cond is None else lance_filter(cond)
+    if cond is not None and text is None:
+        return None
+    if skip_rejected:
+        text = NOT_REJECTED_FILTER if text is None else f"({NOT_REJECTED_FILTER}) AND ({text})"
+    return SideTerm(term, text, op, n)
 
 
+_AT_LEAST_ONE = {(">=", 1), (">", 0), ("!=", 0)}  # count op n is exactly "count >= 1"
 _OPS = {"=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}

@@ -27,6 +27,7 @@ from .parse import Statement, parse
 from .normalize import bounded, normalize
 from .plan import Plan, SideTerm, plan
 from .residual import CMP, mask
+from .rules import CURRENT_RULE, apply_rule, check_rule
 from .sidecar import open_annotation_table
 from .validate import validate
 
@@ -49,12 +50,14 @@ class Query:
     # lists is cheaper than asking the side table (tunable; 0 = always use a side table built).
     nested_limit: int = 5_000
 
-    def __init__(self, table: FrameTable, text: str):
+    def __init__(self, table: FrameTable, text: str, rule: int = CURRENT_RULE):
         self.table = table
         self.text = text
+        self.rule = check_rule(rule)  # the rejected-annotations rule (rules.py); views pin theirs
         with bounded(text):  # too deep a nesting is a positioned QueryError, not a RecursionError
             statement = validate(parse(text), table.schema, table.name, text)
-            self.statement: Statement = dataclasses.replace(statement, where=normalize(statement.where))
+            where = apply_rule(normalize(statement.where), rule)
+            self.statement: Statement = dataclasses.replace(statement, where=where)
             self.plan: Plan = plan(self.statement.where)
 
     def __repr__(self) -> str:
@@ -168,7 +171,10 @@ class Query:
             f"pushdown:  {p.pushdown or '(none: full scan)'}",
             f"prefilter: {p.prefilter or '(none)'}",
             f"residual:  {residual}",
+            f"rejected:  {_rule_line(self.statement.where, self.rule)}",
         ]
+        lines += [f"  {a.to_sql(term)} is exactly {text} (labels lists annotations not rejected)"
+                  for term, text in p.via_labels]
         side = self._side_table(lds)
         version = storage.version(lds)
         if self._limit_pushes_down():
@@ -186,7 +192,10 @@ class Query:
                 plan = storage.scan.explain(side, ["frame_id"], t.filter)
                 lines += ["side table plan:", *("  " + line for line in plan.strip().splitlines())]
             needed = _unique(["frame_id"] + (sorted(a.frame_columns(left)) if left is not None else []))
-        lance_plan = storage.scan.explain(lds, needed, p.pushdown)
+            if p.prefilter:
+                lines.append(f"lance filter with the side table: {p.exact or '(none)'} (its frame ids replace the prefilter)")
+        pushdown = p.exact if side is not None else p.pushdown
+        lance_plan = storage.scan.explain(lds, needed, pushdown)
         lines += ["lance plan:", *("  " + line for line in lance_plan.strip().splitlines())]
         return "\n".join(lines)
 
@@ -258,6 +267,7 @@ class Query:
             return pushdown, residual, None, None
         ids = _side_frames(side, self.plan.side)
         residual = self.plan.without_side()
+        pushdown = self.plan.exact  # the side table's frame ids are exact: the label prefilters would only cost
         answer = ids if residual is None and pushdown is None else None
         if len(ids) <= _IN_LIST_LIMIT:
             return all_of(pushdown, isin("frame_id", ids.to_pylist())), residual, None, answer
@@ -299,6 +309,18 @@ def _side_frames(side: Handle, terms: tuple[SideTerm, ...]) -> pa.Array:
         found = found.combine_chunks() if isinstance(found, pa.ChunkedArray) else found
         ids = found if ids is None else pc.filter(ids, pc.is_in(ids, value_set=found))
     return ids
+
+
+def _rule_line(where: a.Node | None, rule: int) -> str:
+    """What explain() says about rejected annotations: which annotation functions skip them."""
+    funcs = [n for n in a.walk(where) if isinstance(n, (a.AnnotationPredicate, a.AnnotationCount))] if where else []
+    if rule < CURRENT_RULE:
+        return f"rule {rule}: annotation functions see rejected annotations (a view published before the rule)"
+    if not funcs:
+        return f"rule {rule}: no annotation function"
+    seeing = sum(not f.skip_rejected for f in funcs)
+    text = f"rule {rule}: annotation functions skip rejected annotations"
+    return text + (f"; {seeing} of {len(funcs)} name review_status and see them all" if seeing else "")
 
 
 def _unique(names: list[str]) -> list[str]:

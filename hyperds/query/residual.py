@@ -3,6 +3,7 @@
 Annotation functions flatten the annotations list once, evaluate their condition per annotation
 (so all its parts hold on the same annotation) and fold the result back per frame with the
 parent indices: any = some annotation TRUE; all = every annotation TRUE (TRUE for none); count.
+A function marked `skip_rejected` (rules.py) folds only the annotations that are not rejected.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import ast as a
+from .rules import REJECTED, STATUS_FIELD
 
 _UTC = pa.timestamp("us", tz="UTC")
 CMP: dict[str, Callable] = {
@@ -164,6 +166,12 @@ def _annotation_fold(node: a.AnnotationPredicate | a.AnnotationCount, annotation
     else:
         fields = _Evaluator(lambda name: pc.struct_field(flat, name), len(flat))
         true = np.asarray(pc.fill_null(fields.predicate(node.cond), False), dtype=bool)
+    if node.skip_rejected:  # the function ranges over the annotations not rejected, as `labels` does
+        live = pc.not_equal(pc.struct_field(flat, STATUS_FIELD), REJECTED)
+        live = np.asarray(pc.fill_null(live, False), dtype=bool)
+        true &= live
+        if isinstance(node, a.AnnotationPredicate) and node.kind == "all":
+            return pa.array(np.bincount(parents[~true & live], minlength=n) == 0)
     if isinstance(node, a.AnnotationCount):
         return pa.array(np.bincount(parents[true], minlength=n).astype(np.int64))
     if node.kind == "any":

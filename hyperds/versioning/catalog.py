@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import storage
-from ..errors import ViewError
+from ..errors import StoreError, ViewError
 from ..frames.schema import UTC_US
 
 if TYPE_CHECKING:
@@ -65,8 +65,14 @@ VIEWS_SCHEMA = pa.schema(
         pa.field("message", pa.string()),
         # the identity (versioning.identity) of each pinned dataset; added to older `_views` tables on open
         pa.field("dataset_ids", pa.list_(pa.struct([("dataset", pa.string()), ("id", pa.string())]))),
+        # added with the rejected-annotations rule; a `_views` table written before it lacks them (see
+        # views_table), and a row without them reads as rule 1 (hyperds.query.rules) and empty = "drop"
+        pa.field("empty", pa.string()),  # frames left without a class: drop | keep
+        pa.field("rule", pa.int64()),  # the rejected-annotations rule the version resolves under
     ]
 )
+# columns a `_views` table made by an older hyperds may lack: added (all null) before the first write
+LATER_VIEW_COLUMNS = ("dataset_ids", "empty", "rule")
 
 RUNS_SCHEMA = pa.schema(
     [
@@ -118,11 +124,17 @@ def current_host() -> str:
 
 
 def views_table(store: Store) -> Handle:
+    """`_views` for writing: created if missing; columns a table from an older hyperds lacks are added first."""
     table = store.catalog(VIEWS, VIEWS_SCHEMA)
-    missing = [f for f in VIEWS_SCHEMA if f.name not in storage.schema(table).names]
-    if missing:  # a `_views` table written before these columns existed
-        storage.writes.add_columns(table, missing)
-        table = store.catalog(VIEWS, VIEWS_SCHEMA)
+    missing = [VIEWS_SCHEMA.field(c) for c in LATER_VIEW_COLUMNS if c not in storage.schema(table).names]
+    if missing:
+        try:  # all-null columns: a metadata-only Lance commit; old rows then read as null (rule 1)
+            storage.writes.add_columns(table, missing)
+        except StoreError:
+            table = store.open_lance(VIEWS)  # another process added them first
+            if any(c not in storage.schema(table).names for c in LATER_VIEW_COLUMNS):
+                raise
+        table = store.open_lance(VIEWS)
     return table
 
 

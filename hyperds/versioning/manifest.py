@@ -3,6 +3,12 @@
 Manifest order is (dataset, frame_id). Derived columns: `dataset`, `subquery` (the first sub-query, in
 definition order, that selects the frame), `classes` (labels after the label map), `split`, `weight`.
 
+A view resolves under the rejected-annotations rule it was stored with (`ViewSpec.rule`, see
+hyperds.query.rules): rule 2 (current) runs its queries with annotation functions skipping rejected
+annotations and drops frames left without a class unless `empty="keep"`; rule 1 (views published before
+the rule) sees rejected annotations in its queries and drops class-less frames only under a label map,
+so an old pin resolves to exactly the frames, and digest, it was published with.
+
 Digest (SHA-256, hex) of a manifest: the bytes of "hyperds-manifest/1\\n", then one record per row in
 manifest order. A record is its fields joined by U+001F and ended by U+001E, the fields being: dataset,
 frame_id, uri, revision (decimal), labels, classes, annotations, split, subquery. Lists are joined by
@@ -26,6 +32,7 @@ from .. import storage
 from ..errors import IntegrityError
 from ..frames.table import FrameTable
 from ..query.query import Query
+from ..query.rules import CURRENT_RULE, RULE_SKIPS_REJECTED
 from .labelmap import LabelMap
 from .splits import SplitSpec
 
@@ -57,6 +64,15 @@ class ViewSpec:
     datasets: tuple[str, ...]
     label_map: LabelMap | None = None
     split: SplitSpec | None = None
+    empty: str = "drop"  # frames left without a class: "drop" them or "keep" them (rule 2)
+    rule: int = CURRENT_RULE  # the rejected-annotations rule it resolves under (hyperds.query.rules)
+
+    @property
+    def keeps_empty(self) -> bool:
+        """Does the view keep frames left without a class? (Rule 1: only when it has no label map.)"""
+        if self.rule < RULE_SKIPS_REJECTED:
+            return self.label_map is None
+        return self.empty == "keep"
 
 
 def resolve(store: Store, spec: ViewSpec, pins: dict[str, int], columns: Sequence[str] | None = None,
@@ -68,7 +84,7 @@ def resolve(store: Store, spec: ViewSpec, pins: dict[str, int], columns: Sequenc
     frame_cols = None if columns is None else [c for c in columns if c not in DERIVED]
     if frame_cols is not None:
         frame_cols = list(dict.fromkeys(["frame_id", *frame_cols]))
-        if spec.label_map is not None or "classes" in columns:
+        if spec.label_map is not None or "classes" in columns or not spec.keeps_empty:
             frame_cols.append("labels")
         if spec.split is not None:
             frame_cols.append(spec.split.by)
@@ -95,7 +111,7 @@ def _resolve_dataset(store: Store, spec: ViewSpec, name: str, version: int, colu
     pinned = FrameTable(store, name, version, handle=handles[name])
     tables = []
     for sub in spec.queries:
-        query = Query(pinned, sub.sql)
+        query = Query(pinned, sub.sql, rule=spec.rule)
         t = query.to_arrow(list(pinned.schema.names) if columns is None else columns)
         if query.statement.order:  # results come in frame_id order unless the query orders them otherwise
             t = t.take(_frame_id_order(t))
@@ -129,13 +145,16 @@ def _constant(value: str, n: int) -> pa.Array:
 
 
 def _derive(table: pa.Table, spec: ViewSpec, wanted: set[str] | None) -> pa.Table:
-    """Add classes (and drop frames a label map leaves without one), split and weight, as far as `wanted`."""
+    """Add classes (and drop frames left without one, unless the view keeps them), split and weight, as far as `wanted`."""
+    classes = None
     if spec.label_map is not None:
         classes = spec.label_map.apply(table.column("labels"))
-        keep = pc.greater(pc.list_value_length(classes), 0)
-        table = table.append_column("classes", classes).filter(keep)
-    elif wanted is None or "classes" in wanted:
-        table = table.append_column("classes", table.column("labels").cast(pa.list_(pa.string())))
+    elif wanted is None or "classes" in wanted or not spec.keeps_empty:
+        classes = table.column("labels").cast(pa.list_(pa.string()))
+    if classes is not None:
+        table = table.append_column("classes", classes)
+        if not spec.keeps_empty:
+            table = table.filter(pc.greater(pc.fill_null(pc.list_value_length(table.column("classes")), 0), 0))
     if wanted is None or "split" in wanted:
         if spec.split is not None:
             fallback = pc.binary_join_element_wise(table.column("dataset"), table.column("frame_id"), "/")

@@ -140,8 +140,12 @@ def view_name(ds: Dataset, name: str | None, default: str) -> str:
 
 
 def draft_view(ds: Dataset, name: str, sql: str, message: str) -> Any:
-    """Create (or redefine) the draft view `name` over `ds` with query `sql`."""
-    return ds.store.create_view(name, sql, datasets=[ds.name], message=message)
+    """Create (or redefine) the draft view `name` over `ds` with query `sql`.
+
+    It keeps frames without a class (`empty="keep"`): these views are work lists for people, and a frame
+    to review or label may have no label that is not rejected (e.g. a selected frame without detections).
+    """
+    return ds.store.create_view(name, sql, datasets=[ds.name], message=message, empty="keep")
 
 
 def _check_threshold(threshold: float) -> None:

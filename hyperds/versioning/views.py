@@ -30,10 +30,11 @@ from ..errors import (
 from .. import storage
 from ..query.lance_sql import all_of, eq
 from ..source import DEFAULT_BATCH_SIZE
+from ..query.rules import CURRENT_RULE, RULE_SEES_REJECTED, RULES
 from . import catalog as cat
-from .diff import DIFF_COLUMNS, ViewDiff, diff_manifests
+from .diff import DIFF_COLUMNS, ViewDiff, diff_manifests, mark_rejected
 from .labelmap import LabelMap
-from .manifest import DIGEST_COLUMNS, SubQuery, ViewSpec, digest, resolve
+from .manifest import DIGEST_COLUMNS, SubQuery, ViewSpec, _open_pinned, digest, resolve
 from .splits import SplitSpec
 from .identity import check_pins, dataset_id
 from .view_checks import check_column_types
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_SUBQUERY = "default"
+EMPTY_POLICIES = ("drop", "keep")
 
 
 # -- creating and opening ----------------------------------------------------------------------
@@ -58,11 +60,17 @@ def create_view(
     split: SplitSpec | Mapping[str, Any] | None = None,
     message: str = "",
     unknown_labels: str = "drop",
+    empty: str = "drop",
 ) -> View:
-    """Create, or redefine, the draft of view `name`; every sub-query is validated against every dataset."""
+    """Create, or redefine, the draft of view `name`; every sub-query is validated against every dataset.
+
+    `empty`: a frame the query selects whose classes end up empty (every label rejected, or none mapped)
+    is dropped ("drop", the default: a classification view never hands out frames without a class) or
+    kept ("keep", e.g. for review or detection views that want frames without labels).
+    """
     cat.check_view_name(name)
-    spec = _spec(store, query, datasets, label_map, unknown_labels, weights, split)
-    check_column_types(name, {n: h.schema for n, h in _open_current(store, spec.datasets).items()})
+    spec = _spec(store, query, datasets, label_map, unknown_labels, weights, split, empty)
+    check_column_types(name, {n: storage.schema(h) for n, h in _open_current(store, spec.datasets).items()})
     existing = _published_versions(cat.read_rows(store, name=name, columns=["version", "status"]))
     row = _row(name, cat.DRAFT, cat.DRAFT, spec, {}, existing[-1] if existing else None, message)
     view = View(store, row)
@@ -205,6 +213,16 @@ class View:
         return self.spec.split
 
     @property
+    def empty(self) -> str:
+        """What the view does with frames left without a class: "drop" or "keep" (see create_view)."""
+        return "keep" if self.spec.keeps_empty else "drop"
+
+    @property
+    def rule(self) -> int:
+        """The rejected-annotations rule this version resolves under (hyperds.query.rules; 1 = published before it)."""
+        return self.spec.rule
+
+    @property
     def unknown_labels(self) -> str | None:
         return self.spec.label_map.unknown if self.spec.label_map else None
 
@@ -249,6 +267,14 @@ class View:
             return self._pins, self._handles
         handles = _open_current(self.store, self.spec.datasets)
         return {n: storage.version(h) for n, h in handles.items()}, handles
+
+    def _opened(self) -> dict[str, Any]:
+        """Every dataset of the view opened at the version it reads (pinned, or for a draft the latest)."""
+        pins, handles = self._pins_now()
+        for ds_name, version in pins.items():
+            if ds_name not in handles:
+                handles[ds_name] = _open_pinned(self.store, ds_name, version)
+        return handles
 
     def to_arrow(self, columns: Sequence[str] | None = None, split: str | None = None) -> pa.Table:
         """The manifest (one row per frame, ordered by dataset, frame_id), optionally projected / one split."""
@@ -319,10 +345,11 @@ class View:
     def diff(self, other: str | View) -> ViewDiff:
         """What changed from `other` (a version of this view, or any view) to this one."""
         old = other if isinstance(other, View) else open_view(self.store, self.name, other)
-        return diff_manifests(
+        result = diff_manifests(
             old.to_arrow(DIFF_COLUMNS), self.to_arrow(DIFF_COLUMNS),
             f"{old.name} {old.version}", f"{self.name} {self.version}",
         )
+        return mark_rejected(result, old._opened(), self._opened(), old.spec.label_map, old.rule < self.rule)
 
     # -- editing and publishing --------------------------------------------------------------
     def _require_draft(self, action: str) -> None:
@@ -341,6 +368,7 @@ class View:
         split: SplitSpec | Mapping[str, Any] | None = None,
         message: str | None = None,
         unknown_labels: str | None = None,
+        empty: str | None = None,
     ) -> View:
         """Change the draft (only the given fields); returns the saved draft."""
         self._require_draft("edited")
@@ -355,6 +383,7 @@ class View:
             split=split if split is not None else self.spec.split,
             message=message if message is not None else (self.message or ""),
             unknown_labels=unknown_labels or (lm.unknown if lm else "drop"),
+            empty=empty or self.spec.empty,
         )
 
     def publish(self, version: str | None = None, message: str | None = None, author: str | None = None) -> View:
@@ -542,7 +571,10 @@ def _spec(
     unknown_labels: str,
     weights: Mapping[str, float] | None,
     split: SplitSpec | Mapping[str, Any] | None,
+    empty: str = "drop",
 ) -> ViewSpec:
+    if empty not in EMPTY_POLICIES:
+        raise ViewError(f"empty must be one of {', '.join(EMPTY_POLICIES)} (frames left without a class), not {empty!r}")
     if isinstance(datasets, str):
         datasets = [datasets]
     names = list(dict.fromkeys(datasets or []))
@@ -572,7 +604,8 @@ def _spec(
         for other in handles[1:]:
             other.query(text)
         subs.append(SubQuery(sub_name, first.sql, float(weights.get(sub_name, 1.0))))
-    return ViewSpec(tuple(subs), tuple(names), LabelMap.parse(label_map, unknown_labels), SplitSpec.parse(split))
+    return ViewSpec(tuple(subs), tuple(names), LabelMap.parse(label_map, unknown_labels), SplitSpec.parse(split),
+                    empty)
 
 
 def _row(name: str, version: str, status: str, spec: ViewSpec, pins: dict[str, int], parent: str | None,
@@ -596,6 +629,8 @@ def _row(name: str, version: str, status: str, spec: ViewSpec, pins: dict[str, i
         "created_by": author or cat.current_user(),
         "created_at": _now(),
         "message": message or "",
+        "empty": spec.empty,
+        "rule": spec.rule,
     }
 
 
@@ -608,4 +643,19 @@ def _spec_from_row(row: dict[str, Any]) -> ViewSpec:
         sp = SplitSpec(row["split_by"], tuple((e["name"], e["fraction"]) for e in row["split_fractions"]),
                        row["split_seed"] or 0)
     queries = tuple(SubQuery(q["name"], q["sql"], q["weight"]) for q in row["queries"])
-    return ViewSpec(queries, tuple(d["dataset"] for d in row["datasets"]), lm, sp)
+    return ViewSpec(queries, tuple(d["dataset"] for d in row["datasets"]), lm, sp, row.get("empty") or "drop",
+                    _rule_of(row))
+
+
+def _rule_of(row: dict[str, Any]) -> int:
+    """The rejected-annotations rule a row resolves under: a published row keeps the one it was published with
+    (none recorded: rule 1, published before the rule existed); a draft follows the current rule."""
+    if row["status"] != cat.PUBLISHED:
+        return CURRENT_RULE
+    rule = row.get("rule")
+    if rule is None:
+        return RULE_SEES_REJECTED
+    if rule not in RULES:
+        raise ViewError(f"view {row['name']!r} {row['version']} was published under rejected-annotations rule {rule}, "
+                        f"which this hyperds does not know (it knows {', '.join(map(str, RULES))}); upgrade hyperds")
+    return rule
