@@ -151,7 +151,7 @@ def test_predictions_by_annotation_condition(reviewed):
 
 def test_pinned_view_gives_the_same_report_and_the_next_version_reflects_corrections(reviewed):
     store, md, plan = reviewed
-    v10 = store.create_view("everything", "TRUE", datasets=["md"]).publish("1.0")
+    v10 = store.create_view("everything", "TRUE", datasets=["md"], empty="keep").publish("1.0")
     first = v10.evaluate(MODEL, threshold=THRESHOLD)
     _check(first, _expected(plan))
     fid = lambda ann: ann.rsplit(":", 1)[0]  # noqa: E731
@@ -165,7 +165,7 @@ def test_pinned_view_gives_the_same_report_and_the_next_version_reflects_correct
         return d
 
     assert strip(again) == strip(first)
-    v11 = store.create_view("everything", "TRUE", datasets=["md"]).publish("1.1")
+    v11 = store.create_view("everything", "TRUE", datasets=["md"], empty="keep").publish("1.1")
     after = v11.evaluate(MODEL, threshold=THRESHOLD)
     _check(after, _expected(plan, refuted=True))
     assert after.meta["truth_boxes"] == first.meta["truth_boxes"] - len(plan["refute"])
@@ -178,12 +178,12 @@ def test_pinned_view_gives_the_same_report_and_the_next_version_reflects_correct
 
 
 def test_bad_input_is_a_clear_error_and_records_nothing(store, md):
-    view = store.create_view("everything", "TRUE", datasets=["md"]).publish("1.0")
+    view = store.create_view("everything", "TRUE", datasets=["md"], empty="keep").publish("1.0")
     with pytest.raises(EvaluationError, match="has no truth"):
         view.evaluate(MODEL)
     plan = _plan()
     md.commit(_changes(plan), author="ana")
-    v11 = store.create_view("everything", "TRUE", datasets=["md"]).publish("1.1")
+    v11 = store.create_view("everything", "TRUE", datasets=["md"], empty="keep").publish("1.1")
     with pytest.raises(EvaluationError, match=r"no predictions match 'MDv5a@5\.0'.*" + MODEL):
         v11.evaluate("MDv5a@5.0")
     with pytest.raises(EvaluationError, match=r"maps to class\(es\) \['unicorn'\]"):
@@ -207,7 +207,7 @@ def test_label_map_translates_the_model_vocabulary(reviewed):
 
 def test_cli_eval_writes_the_report_and_plots(reviewed, capsys, tmp_path):
     store, md, plan = reviewed
-    store.create_view("everything", "TRUE", datasets=["md"]).publish("1.0")
+    store.create_view("everything", "TRUE", datasets=["md"], empty="keep").publish("1.0")
     code, out, err = run_cli(store, capsys, "eval", "everything", "--version", "1.0", "--predictions", MODEL,
                              "--threshold", str(THRESHOLD), "--output", str(tmp_path / "out"), "--plots")
     assert code == 0, err
@@ -224,7 +224,7 @@ def test_cli_eval_writes_the_report_and_plots(reviewed, capsys, tmp_path):
 @pytest.mark.parametrize("argv", [["--predictions", "nope@1"], ["--predictions", MODEL, "--plots"]])
 def test_cli_eval_bad_input_is_one_line(reviewed, capsys, argv):
     store, md, plan = reviewed
-    store.create_view("everything", "TRUE", datasets=["md"]).publish("1.0")
+    store.create_view("everything", "TRUE", datasets=["md"], empty="keep").publish("1.0")
     code, out, err = run_cli(store, capsys, "eval", "everything", *argv)
     assert code == 2 and err.startswith("hyperds: error: ") and len(err.strip().splitlines()) == 1
     assert store.runs().num_rows == 0
@@ -277,7 +277,7 @@ def test_a_model_source_with_spaces_is_still_a_source(store):
 
 def test_plots_without_matplotlib_name_the_extra(reviewed, capsys, monkeypatch, tmp_path):
     store, md, plan = reviewed
-    store.create_view("everything", "TRUE", datasets=["md"]).publish("1.0")
+    store.create_view("everything", "TRUE", datasets=["md"], empty="keep").publish("1.0")
     report = md.evaluate(MODEL)
     monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)  # as if the extra were not installed
     with pytest.raises(hyperds.HyperdsError, match=r"pip install 'hyperds\[eval\]'"):

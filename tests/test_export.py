@@ -94,7 +94,7 @@ def test_bad_input_writes_nothing(store, md, mica, tmp_path):
     with pytest.raises(ExportError, match="unknown option"):
         view.export("csv", tmp_path / "x", copy_images=True)
     # COCO needs pixel sizes; the MegaDetector sample has none
-    store.create_view("md-all", "TRUE", datasets=["md"]).publish("1.0")
+    store.create_view("md-all", "TRUE", datasets=["md"], empty="keep").publish("1.0")
     with pytest.raises(ExportError, match=r"31 frame\(s\) have no width .*--check-images"):
         store.view("md-all", "1.0").export("coco-ct", tmp_path / "x")
     # Camtrap DP needs timestamps

@@ -10,6 +10,7 @@ while `hyperds.evaluate.matching` stays importable.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import sys
 import types
 import uuid
@@ -27,6 +28,8 @@ from .report import EvaluationReport
 from .select import BLANK_LABELS, Sides, apply_label_maps, split_sides
 from .source import Source, bbox_array, read_source
 from .sweep import GRID, sweep
+
+log = logging.getLogger(__name__)
 
 __all__ = ["EvaluationReport", "evaluate"]
 AGNOSTIC = "object"  # the one class of a class-agnostic evaluation
@@ -60,6 +63,9 @@ def evaluate(
       classes. class_agnostic=True scores every label as one class, "object" (a detector such as
       MegaDetector finds animals, while people label species). A published view's evaluation is
       recorded in the store's audit (`record=False`: not).
+
+    A view made with the default `empty="drop"` leaves out frames whose every label was rejected, and with
+    them those false positives: evaluate on a view created with `empty="keep"` (a warning says so).
     """
     for name, value in (("iou", iou), ("threshold", threshold), ("target_precision", target_precision)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
@@ -67,6 +73,9 @@ def evaluate(
     if iou == 0:
         raise EvaluationError("iou must be above 0: boxes that do not overlap never match")
     src = read_source(on)
+    if src.view is not None and src.view.empty == "drop":
+        log.warning("view %r %s drops frames whose labels were all rejected, and with them the model's false "
+                    "positives there; create the view with empty='keep' to count them", src.name, src.version)
     where = (f"view {src.name!r} version {src.version}" if src.view is not None
              else f"dataset {src.name!r} at version {src.pins[src.name]}")
     sides = split_sides(src, predictions, truth, frames, rule_reviews)
