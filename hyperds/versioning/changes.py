@@ -298,5 +298,7 @@ def _apply_round(
             revision=pl.lit(0, pl.Int64),
             level=pl.lit("media"),
         )
+        # Fields an add does not set (life_stage, sex, ... attributes) start out null.
+        added = added.with_columns(pl.lit(None, flat.schema[c]).alias(c) for c in flat.columns if c not in added.columns)
         flat = pl.concat([flat, added.select(flat.columns).cast(flat.schema)])
     return flat
