@@ -76,6 +76,62 @@ def register(sub: argparse._SubParsersAction) -> None:
     sm.add_argument("--author", help="who commits the proposals (required with --commit)")
     add_output_args(sm)
     sm.set_defaults(func=_smooth)
+    _register_policy(sub)
+
+
+def _register_policy(sub: argparse._SubParsersAction) -> None:
+    pol = sub.add_parser("policy", help="the store's sensitive-species and people policy",
+                         description="Which labels are sensitive (their locations are coarsened or dropped) and what "
+                         "happens to frames with people or vehicles (left out, or blurred) when exports and loaders "
+                         "are asked for policy=public. Every set is a new version.")
+    pa_ = pol.add_subparsers(dest="action", metavar="ACTION", required=True)
+    show = pa_.add_parser("show", help="print the current policy (or a version, or every version)",
+                          description="Print the store's policy: the latest version, --version N, or --history.")
+    show.add_argument("--version", type=int, help="policy version (0: the default)")
+    show.add_argument("--history", action="store_true", help="every version, oldest first")
+    add_output_args(show)
+    show.set_defaults(func=_policy_show)
+    st = pa_.add_parser("set", help="set a new policy version",
+                        description="A new policy version: the current one with the given settings changed.")
+    st.add_argument("--sensitive", help="comma-separated sensitive labels (replaces the list; '' clears it)")
+    st.add_argument("--coordinates", choices=("round", "drop"), help="what happens to sensitive locations")
+    st.add_argument("--km", type=float, help="grid size in km that sensitive coordinates are rounded to")
+    st.add_argument("--people", choices=("omit", "blur"), help="frames with people/vehicles: leave out or blur")
+    st.add_argument("--people-labels", help="comma-separated labels that mean people or vehicles")
+    st.add_argument("--people-min-confidence", type=_unit, help="model detections of people below this are ignored")
+    st.add_argument("--author", required=True, help="who sets the policy")
+    st.add_argument("--message", default="", help="why")
+    st.set_defaults(func=_policy_set)
+
+
+def _split(text: str | None) -> list[str] | None:
+    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _policy_show(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    store = open_store(args)
+    if args.history:
+        write_table(store.policy_history(), args.format, args.output)
+        return 0
+    policy = store.policy(args.version)
+    row = {"version": policy.version, **policy.settings(), "author": policy.author, "message": policy.message}
+    write_table(pl.DataFrame([row]), args.format, args.output)
+    return 0
+
+
+def _policy_set(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    policy = store.set_policy(
+        args.author, args.message, sensitive_labels=_split(args.sensitive), coordinates=args.coordinates,
+        round_km=args.km, people=args.people, people_labels=_split(args.people_labels),
+        people_min_confidence=args.people_min_confidence,
+    )
+    print(f"policy version {policy.version}: {len(policy.sensitive_labels)} sensitive label(s), coordinates "
+          f"{policy.coordinates}{f' to {policy.round_km:g} km' if policy.coordinates == 'round' else ''}, "
+          f"people {policy.people}")
+    return 0
 
 
 def _find(args: argparse.Namespace) -> int:

@@ -117,6 +117,7 @@ class FrameDataset(Dataset):
         split: str | None = None,
         record_run: str | None = None,
         run_info: Mapping[str, Any] | None = None,
+        policy: str | None = None,
     ):
         self._check_arguments(target, unit, on_error, crop_padding, max_frames)
         if record_run is not None and not callable(getattr(source, "record_run", None)):
@@ -152,6 +153,13 @@ class FrameDataset(Dataset):
             table, view_labels, view_classes = manifest.read_view_manifest(source, columns, split, view_map)
             label_map = view_labels if self._uses_boxes else None
             classes = view_classes if classes is None else classes
+        # policy="public": the store's sensitive-data policy (hyperds.workflows.policy) leaves frames out,
+        # coarsens coordinates and blurs people boxes on the fly; "full"/None: nothing.
+        from ..workflows.policy import build_plan
+
+        self._policy = build_plan(source, policy)
+        if self._policy is not None:
+            table = self._policy.apply(table)
         self._frame_ids = manifest.column(table, "frame_id")
         self._uris = manifest.column(table, "uri")
         self._root_of_row = None  # which of self._roots each row resolves against, when there are several
@@ -338,6 +346,8 @@ class FrameDataset(Dataset):
         try:
             data = self._fetcher.read(uri)
             img = decode_rgb(data, self._draft_request(region))
+            if self._policy is not None:
+                img = self._policy.blur_image(frame_id, img)
         except FileNotFoundError:
             return ImageLoadError(frame_id, uri, "no such object")
         except DECODE_ERRORS as exc:
