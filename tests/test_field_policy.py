@@ -96,7 +96,7 @@ def test_people_frames_are_left_out_of_exports_and_the_loader(mica, tmp_path):
     result = mica.export("csv", str(tmp_path / "csv"), policy="public")
     exported = set(pl.read_csv(next((tmp_path / "csv").glob("*.csv")), infer_schema_length=0)["frame_id"].to_list())
     assert exported == set(labels["frame_id"].to_list()) - people
-    assert result.skipped["frames left out by the policy"] == len(people)
+    assert result.skipped["frames with people or vehicles"] == len(people)
     loader = FrameDataset(mica, target=lambda row: 0, policy="public")
     assert len(loader) == len(labels) - len(people)
     assert len(FrameDataset(mica, target=lambda row: 0)) == len(labels)

@@ -74,11 +74,15 @@ def _reference_labels(rows: list[dict]) -> dict[tuple[str, str], tuple[int, int]
     for r in rows:
         if r.get("seq_id") is None:
             continue
-        counts: dict[str, int] = {}
+        counts: dict[tuple[str, str], int] = {}  # (label, source) -> individuals that source counted
         for a in r["annotations"]:
             if _live(a) and a["label"] is not None:
-                counts[a["label"]] = counts.get(a["label"], 0) + (1 if a.get("count") is None else a["count"])
-        for label, n in counts.items():
+                key = (a["label"], a["source"])
+                counts[key] = counts.get(key, 0) + (1 if a.get("count") is None else a["count"])
+        best: dict[str, int] = {}
+        for (label, _), n in counts.items():
+            best[label] = max(best.get(label, 0), n)
+        for label, n in best.items():
             per.setdefault((r["seq_id"], label), []).append(n)
     out = {}
     for (seq, label), ns in per.items():
@@ -101,7 +105,7 @@ def _bursts(draw):
                 reviewer = None if status == "unreviewed" else draw(st.sampled_from(["ana", "auto:threshold=0.9"]))
                 anns.append({
                     "ann_id": f"a{k}", "label": draw(st.sampled_from(SPECIES)), "source_kind": kind,
-                    "source": "md@5" if kind == "model" else "ana",
+                    "source": draw(st.sampled_from(["md@5", "sn@4"])) if kind == "model" else "ana",
                     "confidence": draw(st.sampled_from([0.3, 0.6, 0.85, 0.95])) if kind == "model" else None,
                     "count": draw(st.sampled_from([None, 1, 2, 3])), "review_status": status, "reviewed_by": reviewer,
                 })

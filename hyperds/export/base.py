@@ -199,7 +199,7 @@ def export(source: Any, format: str, dest: str, **options: Any) -> ExportResult:
                 if plan is not None:
                     n = table.num_rows
                     table = plan.apply(table, info.name)
-                    ctx.skip("frames left out by the policy", n - table.num_rows)
+                    ctx.skip("frames with people or vehicles", n - table.num_rows)
                 frames, anns = split_rows(table, ctx)
                 if plan is not None and plan.blur:
                     frames = plan.write_blurred(frames, ctx.folder, info.store.storage_options)

@@ -71,20 +71,24 @@ def _check(empty_labels: Any) -> tuple[str, ...]:
 
 def sequence_labels(source: Any, empty_labels: tuple[str, ...] = EMPTY_LABELS) -> pl.DataFrame:
     """One row per (seq_id, label): frames (with the label), seq_frames, count (the most individuals in one
-    frame: the sum of the frame's annotation counts, an annotation without a count counting 1), confidence (the
-    best model confidence; null if only people gave it), by_person (a person gave or confirmed it)."""
+    frame: per source the sum of its annotation counts, one without a count counting 1, and the largest of those
+    sums), confidence (the best model confidence; null if only people gave it), by_person (a person gave or
+    confirmed it)."""
     empty_labels = _check(empty_labels)
     frames, anns = _annotations(source, empty_labels)
     live = anns.filter(pl.col("review_status") != "rejected").join(frames.select("_f", "seq_id"), on="_f")
     live = live.filter(pl.col("seq_id").is_not_null() & pl.col("label").is_not_null())
     seq_frames = frames.filter(pl.col("seq_id").is_not_null()).group_by("seq_id").agg(
         pl.len().cast(pl.Int64).alias("seq_frames"))
+    # Each source counts the individuals in a frame on its own (a person's count, a detector's boxes): the
+    # frame's count is the largest of those sums, not their total.
+    per_source = live.group_by("seq_id", "label", "_f", "source").agg(
+        pl.col("count").cast(pl.Int64).fill_null(1).sum().alias("_n"))
     per_frame = live.group_by("seq_id", "label", "_f").agg(
-        pl.col("count").cast(pl.Int64).fill_null(1).sum().alias("_n"),
         pl.col("confidence").filter(pl.col("source_kind") == "model").max().alias("_c"),
         pl.col("_person").any().alias("_p"),
         pl.col("_empty").first().alias("_e"),
-    )
+    ).join(per_source.group_by("seq_id", "label", "_f").agg(pl.col("_n").max()), on=["seq_id", "label", "_f"])
     out = per_frame.group_by("seq_id", "label").agg(
         pl.len().cast(pl.Int64).alias("frames"),
         pl.col("_n").max().alias("count"),
