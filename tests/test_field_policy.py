@@ -9,7 +9,7 @@ import math
 import numpy as np
 import polars as pl
 import pytest
-from conftest import DATA, MD_JSON, run_cli
+from conftest import DATA, run_cli
 
 from hyperds.errors import ExportError, PolicyError
 from hyperds.frames.importers import import_camtrap_dp, import_megadetector

@@ -6,16 +6,7 @@ import argparse
 
 from ..workflows.repeats import PER
 from ._common import add_output_args, open_store, positive_int, write_table
-
-
-def _unit(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], not {text!r}")
-    return value
+from .evaluate import unit_float as _unit
 
 
 def _rule_args(p: argparse.ArgumentParser) -> None:

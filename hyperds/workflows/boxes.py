@@ -6,6 +6,8 @@ Boxes are normalised [x, y, w, h] (float64 here, from the stored float32).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -16,15 +18,21 @@ DETECTION_FIELDS = ("ann_id", "label", "bbox", "confidence", "count", "source_ki
                     "reviewed_by", "level")
 
 
-def flatten(rows: pa.Table, frame_columns: tuple[str, ...] = ()) -> pl.DataFrame:
-    """One row per annotation of `rows`: `_f` (row index), `frame_columns`, DETECTION_FIELDS (bbox as x, y, w, h)."""
+def flatten(rows: pa.Table, frame_columns: tuple[str, ...] = (), fields: tuple[str, ...] = DETECTION_FIELDS,
+            keep: Callable[[pa.StructArray], pa.Array] | None = None) -> pl.DataFrame:
+    """One row per annotation of `rows`: `_f` (row index), `frame_columns`, `fields` (bbox as x, y, w, h).
+
+    `keep(annotations) -> boolean mask` drops annotations in Arrow, before anything is copied into polars."""
     ann = rows.column("annotations").combine_chunks()
     flat = pc.list_flatten(ann)
     parents = pc.list_parent_indices(ann).cast(pa.int64())
+    if keep is not None:
+        mask = pc.fill_null(keep(flat), False)
+        flat, parents = flat.filter(mask), parents.filter(mask)
     cols: dict[str, pa.Array] = {"_f": parents}
     for name in frame_columns:
         cols[name] = rows.column(name).combine_chunks().take(parents)
-    for name in DETECTION_FIELDS:
+    for name in fields:
         if name == "bbox":
             box = flat.field("bbox")
             for i, part in enumerate(("x", "y", "w", "h")):
@@ -36,62 +44,73 @@ def flatten(rows: pa.Table, frame_columns: tuple[str, ...] = ()) -> pl.DataFrame
 
 def iou_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of box rows a[i] and b[i] (n x 4, [x, y, w, h]); 0 where the union is empty."""
-    ix = np.minimum(a[:, 0] + a[:, 2], b[:, 0] + b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
-    iy = np.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
+    return _iou(a[:, 0], a[:, 1], a[:, 2], a[:, 3], b[:, 0], b[:, 1], b[:, 2], b[:, 3])
+
+
+def _iou(ax, ay, aw, ah, bx, by, bw, bh) -> np.ndarray:  # noqa: ANN001 - eight float arrays
+    ix = np.minimum(ax + aw, bx + bw) - np.maximum(ax, bx)
+    iy = np.minimum(ay + ah, by + bh) - np.maximum(ay, by)
     inter = np.clip(ix, 0, None) * np.clip(iy, 0, None)
-    union = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter
+    union = aw * ah + bw * bh - inter
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(union > 0, inter / union, 0.0)
 
 
-def overlap_edges(key: np.ndarray, box: np.ndarray, iou: float) -> tuple[np.ndarray, np.ndarray]:
-    """All pairs (i, j), i < j in input order, with the same `key` and IoU >= `iou` (0 < iou <= 1).
+def overlap_components(key: np.ndarray, box: np.ndarray, iou: float) -> np.ndarray:
+    """Connected component of each box (a node index in it) in the graph linking boxes with the same `key` and
+    IoU >= `iou` (0 < iou <= 1).
 
-    A sweep over boxes sorted by (key, x): IoU >= t needs |x_i - x_j| <= (1 - t) * max(w) <= (1 - t) / t * w_left
-    (the widths of such boxes differ by at most a factor t), so each box is compared only with the boxes to
-    its right within that distance: the work follows the pairs that could overlap, not n^2 per camera.
+    A sweep over boxes sorted by (key, x): IoU >= t needs x_right - x_left <= (1 - t) * w_left, so each box is
+    compared only with the boxes to its right within that distance, step by step. Pairs already in one component are not compared again: a static
+    box seen in 500 frames costs about 500 comparisons per step, not 500^2 / 2 edges.
     """
     n = len(key)
+    label = np.arange(n)
     if n < 2:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
+        return label
     order = np.lexsort((box[:, 0], key))
-    k, b = key[order], box[order]
-    reach = b[:, 0] + (1.0 - iou) / iou * b[:, 2]
-    firsts, seconds = [], []
+    k = key[order]
+    x, y, w, h = (np.ascontiguousarray(box[order, c]) for c in range(4))
+    # IoU >= t needs intersection >= t * area_left, so its width >= t * w_left, so x_right - x_left <= (1 - t) * w_left
+    # (a hair more, so rounding never drops a pair).
+    reach = x + (1.0 - iou) * w + 1e-9
     active = np.arange(n - 1)
     step = 1
     while active.size:
+        active = active[active + step < n]
         other = active + step
-        inside = other < n
-        active, other = active[inside], other[inside]
-        near = (k[other] == k[active]) & (b[other, 0] <= reach[active])
+        near = (k[other] == k[active]) & (x[other] <= reach[active])
         active, other = active[near], other[near]
-        if active.size:
-            hit = iou_pairs(b[active], b[other]) >= iou
-            firsts.append(active[hit])
-            seconds.append(other[hit])
+        apart = _roots(label, active) != _roots(label, other)
+        first, second = active[apart], other[apart]
+        if first.size:
+            hit = _iou(x[first], y[first], w[first], h[first], x[second], y[second], w[second], h[second]) >= iou
+            if hit.any():
+                _merge(label, first[hit], second[hit])
         step += 1
-    if not firsts:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    i, j = order[np.concatenate(firsts)], order[np.concatenate(seconds)]
-    return np.minimum(i, j), np.maximum(i, j)
+    label = _roots(label, np.arange(n))
+    out = np.empty(n, dtype=np.int64)
+    out[order] = order[label]
+    return out
 
 
-def components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Connected component of each of `n` nodes given edges (i, j): the smallest node index in it."""
-    label = np.arange(n)
-    if len(i) == 0:
-        return label
+def _roots(label: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The root of each node `idx` in the union-find forest `label`; the nodes then point straight at it."""
+    root = label[idx]
     while True:
-        low = np.minimum(label[i], label[j])
-        new = label.copy()
-        np.minimum.at(new, i, low)
-        np.minimum.at(new, j, low)
-        while True:  # pointer jumping: every node points at its root
-            jumped = new[new]
-            if np.array_equal(jumped, new):
-                break
-            new = jumped
-        if np.array_equal(new, label):
-            return label
-        label = new
+        up = label[root]
+        if np.array_equal(up, root):
+            break
+        root = up
+    label[idx] = root
+    return root
+
+
+def _merge(label: np.ndarray, i: np.ndarray, j: np.ndarray) -> None:
+    """Union, in place, the components of each pair (i, j): the larger root points at the smaller."""
+    while True:
+        ri, rj = _roots(label, i), _roots(label, j)
+        differ = ri != rj
+        if not differ.any():
+            return
+        np.minimum.at(label, np.maximum(ri[differ], rj[differ]), np.minimum(ri[differ], rj[differ]))

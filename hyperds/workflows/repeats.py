@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from ..errors import WorkflowError
 from ..frames.rows import sql_literal
 from ..frames.schema import BBOX_TYPE, UTC_US
-from .boxes import components, flatten, iou_pairs, overlap_edges
+from .boxes import flatten, iou_pairs, overlap_components
 
 if TYPE_CHECKING:
     from ..dataset import Dataset
@@ -132,11 +132,18 @@ def open_detections(ds: Dataset, per: str, where: str | None = None, frame_ids: 
     rows = ds.query(where).to_arrow(columns) if where else ds.to_arrow(columns=columns)
     if frame_ids is not None:
         rows = rows.filter(pc.is_in(rows.column("frame_id"), value_set=frame_ids))
-    dets = flatten(rows, ("frame_id", "revision", "captured_at", per)).rename({per: "key"})
-    dets = dets.filter((pl.col("source_kind") == "model") & (pl.col("review_status") == "unreviewed")
-                       & pl.col("x").is_not_null() & pl.col("w").is_not_null())
+    dets = flatten(rows, ("frame_id", "revision", "captured_at", per), _FIELDS, keep=_open_box).rename({per: "key"})
     unkeyed = dets.filter(pl.col("key").is_null()).height
     return dets.filter(pl.col("key").is_not_null()), unkeyed
+
+
+_FIELDS = ("ann_id", "label", "bbox", "confidence")
+
+
+def _open_box(ann: pa.StructArray) -> pa.Array:
+    """Open (unreviewed) model detections with a box."""
+    return pc.and_(pc.and_(pc.equal(ann.field("source_kind"), "model"), pc.equal(ann.field("review_status"), "unreviewed")),
+                   pc.is_valid(ann.field("bbox")))
 
 
 def find_repeats(
@@ -173,8 +180,7 @@ def group_detections(dets: pl.DataFrame, iou: float, min_frames: int) -> pl.Data
         return dets.with_columns(_component=pl.lit(0, pl.Int64)).clear()
     key = dets["key"].cast(pl.Categorical).to_physical().to_numpy().astype(np.int64)
     box = dets.select("x", "y", "w", "h").to_numpy().astype(np.float64)
-    i, j = overlap_edges(key, box, float(iou))
-    comp = components(dets.height, i, j)
+    comp = overlap_components(key, box, float(iou))
     out = dets.with_columns(_component=pl.Series(comp, dtype=pl.Int64))
     frames = out.group_by("_component").agg(pl.col("frame_id").n_unique().alias("_frames"))
     big = frames.filter(pl.col("_frames") >= min_frames)
