@@ -187,6 +187,9 @@ def test_cli_smooth_prints_then_commits(store, capsys):
     assert code == 2 and "--author" in err
     code, out, _ = run_cli(store, capsys, "sequences", "smooth", "bursts", "--commit", "--author", "ana")
     assert code == 0 and "2 suggestion" in out and ds.version > version
+    code, out, _ = run_cli(store, capsys, "sequences", "labels", "bursts", "--format", "csv")
+    assert code == 0 and out.splitlines()[0] == "seq_id,label,frames,seq_frames,count,confidence,by_person"
+    assert len(out.splitlines()) == 1 + ds.sequence_labels().height
 
 
 # -- the real Camtrap DP sample: media-level roll-up vs the package's event-level observations -------------
