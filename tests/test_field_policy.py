@@ -200,3 +200,13 @@ def test_cli_policy_set_show_and_export(mica, capsys, tmp_path):
     assert code == 0
     lat, lon = _deployments(CAMTRAP)[sorted(_seen_at(SPECIES))[0]]
     assert _deployments(tmp_path / "pub")[sorted(_seen_at(SPECIES))[0]] == pytest.approx(_cell(lat, lon, 5), abs=1e-6)
+
+
+def test_blurring_an_unreadable_image_is_a_clear_error_and_writes_nothing(store, tmp_path):
+    ds = store.create_dataset("gone")
+    ds.add_frames([{"frame_id": "f1", "uri": str(tmp_path / "missing.jpg"),
+                    "annotations": [{"label": "person", "bbox": BOX, "source_kind": "human"}]}])
+    store.set_policy("ana", people="blur")
+    with pytest.raises(PolicyError, match="cannot blur frame 'f1'"):
+        ds.export("csv", str(tmp_path / "out"), policy="public")
+    assert not (tmp_path / "out").exists()

@@ -257,7 +257,7 @@ class PolicyPlan:
         rows = frames.filter(pl.col("frame_id").is_in(list(self.blur)))
         if rows.height == 0:
             return frames
-        from ..loaders.decode import decode_rgb
+        from ..loaders.decode import DECODE_ERRORS, decode_rgb
         from ..loaders.fetch import Fetcher
 
         fetcher = Fetcher(storage_options or {})
@@ -265,7 +265,12 @@ class PolicyPlan:
         new: dict[str, str] = {}
         for fid, uri in rows.select("frame_id", "abs_uri").iter_rows():
             name = f"blurred/{_safe(fid)}.jpg"
-            blur_boxes(decode_rgb(fetcher.read(uri)), self.blur[fid]).save(folder / name, quality=95)
+            try:
+                img = decode_rgb(fetcher.read(uri))
+            except DECODE_ERRORS as exc:
+                raise PolicyError(f"cannot blur frame {fid!r}: its image {uri} cannot be read ({exc}); fix the "
+                                  "pointer, or set the policy to people='omit' to leave such frames out") from exc
+            blur_boxes(img, self.blur[fid]).save(folder / name, quality=95)
             new[fid] = name
             self.files.append(name)
         return frames.with_columns(
