@@ -22,6 +22,8 @@ def comparable(rows: list[dict]) -> dict:
     return out
 
 
+# What a Camtrap DP observation says about the animal: kept as given, never set by a change.
+_OBSERVED = ("life_stage", "sex", "behavior", "individual_id", "attributes")
 _STATUS = {"accept": "accepted", "reject": "rejected", "correct": "corrected", "reopen": "unreviewed"}
 
 
@@ -31,7 +33,8 @@ def replay(frames: list[dict], commits: list[tuple[str, list[dict]]]) -> dict:
     for f in frames:
         anns = [{"ann_id": a["ann_id"], "label": a["label"], "bbox": a.get("bbox"), "confidence": a.get("confidence"),
                  "count": None, "source_kind": a.get("source_kind", "human"), "source": a.get("source"),
-                 "review_status": "unreviewed", "reviewed_by": None, "note": None, "revision": 0, "level": "media"}
+                 "review_status": "unreviewed", "reviewed_by": None, "note": None, "revision": 0, "level": "media",
+                 **{k: a.get(k) for k in _OBSERVED}}
                 for a in f["annotations"]]
         state[f["frame_id"]] = {"frame_id": f["frame_id"], "revision": 0, "annotations": anns}
     for author, changes in commits:
@@ -43,7 +46,7 @@ def replay(frames: list[dict], commits: list[tuple[str, list[dict]]]) -> dict:
                 anns.append({"ann_id": c["ann_id"], "label": c["label"], "bbox": c.get("bbox"),
                              "confidence": c.get("confidence"), "count": c.get("count"), "source_kind": "human",
                              "source": author, "review_status": "unreviewed", "reviewed_by": None,
-                             "note": c.get("note"), "revision": 0, "level": "media"})
+                             "note": c.get("note"), "revision": 0, "level": "media", **dict.fromkeys(_OBSERVED)})
                 continue
             (a,) = [a for a in anns if a["ann_id"] == c["ann_id"]]
             a["revision"] += 1
