@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from .versioning.changes import ChangeInput
     from .versioning.commits import CommitResult
     from .versioning.predictions import PredictionResult
+    from .workflows.repeats import RepeatGroups, RepeatRejection
+    from .workflows.sequences import SmoothingProposals
 
 
 class Dataset:
@@ -302,6 +304,43 @@ class Dataset:
         from .versioning.select import select
 
         return select(self, k=k, strategy=strategy, where=where, seed=seed, name=name, column=column)
+
+    # -- field workflows (hyperds.workflows) ---------------------------------------------------
+    def find_repeats(
+        self, per: str = "camera", iou: float = 0.85, min_frames: int = 10, where: str | None = None, **options: Any
+    ) -> RepeatGroups:
+        """Model detections whose boxes repeat (IoU >= iou) in >= min_frames frames of one camera: a table of
+        groups and a draft view of the affected frames (options: view, name, examples); writes nothing else."""
+        from .workflows.repeats import find_repeats
+
+        return find_repeats(self, per=per, iou=iou, min_frames=min_frames, where=where, **options)
+
+    def reject_repeats(
+        self, groups: RepeatGroups, author: str, ids: Sequence[str] | None = None, message: str = ""
+    ) -> RepeatRejection:
+        """Reject the detections of `groups` (or of groups `ids`) as one commit reviewed by the rule."""
+        from .workflows.repeats import reject_repeats
+
+        return reject_repeats(self, groups, author=author, ids=ids, message=message)
+
+    def check_repeats(self, frames: Any = None, iou: float | None = None) -> RepeatGroups:
+        """Open model detections of `frames` (ids, Query, View; None: all) on stored rejected repeat groups."""
+        from .workflows.repeats import check_repeats
+
+        return check_repeats(self, frames, iou=iou)
+
+    def sequence_labels(self, where: str | None = None, **options: Any) -> pl.DataFrame:
+        """Frame labels rolled up to the burst (seq_id): per label its frames, count, confidence (see workflows.sequences)."""
+        from .workflows.sequences import sequence_labels
+
+        return sequence_labels(self.query(where) if where else self, **options)
+
+    def smooth_sequences(self, min_confidence: float = 0.8, min_share: float = 0.5, **options: Any) -> SmoothingProposals:
+        """Proposed suggestions for frames that disagree with a confident burst majority; nothing is written
+        until `proposals.commit(author)` (options: where, empty_labels, view, name)."""
+        from .workflows.sequences import smooth_sequences
+
+        return smooth_sequences(self, min_confidence=min_confidence, min_share=min_share, **options)
 
     # -- raw image ingest ------------------------------------------------------------------
     def ingest(

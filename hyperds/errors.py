@@ -228,3 +228,11 @@ class EvaluationError(HyperdsError):
     """A model evaluation that cannot run as asked (no predictions or truth in the view, an unknown class)."""
 class ExportError(HyperdsError):
     """An export that cannot be written (unknown format, destination not empty, frames the format cannot hold)."""
+
+
+class WorkflowError(HyperdsError):
+    """A field workflow (repeat detections, sequence smoothing) asked with bad arguments or on data it cannot use."""
+
+
+class PolicyError(HyperdsError):
+    """A sensitive-data policy that is malformed, or cannot be applied as asked (unknown policy name)."""

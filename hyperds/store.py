@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .dataset import Dataset
     from .versioning.cleanup import CleanupResult
     from .versioning.views import View
+    from .workflows.policy import Policy
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +183,26 @@ class Store(Connection):
         from .versioning.views import runs
 
         return runs(self, view, version)
+
+    # -- sensitive-species and people policy (hyperds.workflows.policy) ---------------------
+    def policy(self, version: int | None = None) -> Policy:
+        """The store's sensitive-species and people policy (latest, or `version`; 0 is the default)."""
+        from .workflows.policy import get_policy
+
+        return get_policy(self, version)
+
+    def set_policy(self, author: str, message: str = "", **settings: Any) -> Policy:
+        """A new policy version with `settings` changed (sensitive_labels, coordinates, round_km, people_labels,
+        people, people_min_confidence); exports and loaders apply it with policy="public"."""
+        from .workflows.policy import set_policy
+
+        return set_policy(self, author, message, **settings)
+
+    def policy_history(self) -> pl.DataFrame:
+        """Every version of the policy, oldest first, with who set it and why."""
+        from .workflows.policy import policy_history
+
+        return policy_history(self)
 
     def cleanup(self, older_than: datetime.timedelta = datetime.timedelta(days=7)) -> CleanupResult:
         """Remove table versions older than `older_than` except those pinned by published views."""

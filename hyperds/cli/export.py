@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--include-rejected", action="store_true", help="also write annotations reviewed as rejected")
     p.add_argument("--image-root", metavar="URI", help="write image paths relative to URI where they lie below it")
     p.add_argument("--batch-size", type=positive_int, default=65_536, help="frames per batch (default: 65536)")
+    p.add_argument("--policy", choices=("public", "full"), help="public: apply the store's sensitive-species and "
+                   "people policy (`hyperds policy show`); full: everything as stored (default)")
     p.set_defaults(func=_export)
 
 
@@ -35,6 +37,8 @@ def _export(args: argparse.Namespace) -> int:
     view = open_store(args).view(args.view, args.version)
     options = {"overwrite": args.overwrite, "include_rejected": args.include_rejected,
                "image_root": args.image_root, "batch_size": args.batch_size}
+    if args.policy:
+        options["policy"] = args.policy
     if args.copy_images:
         options["copy_images"] = True
     result = view.export(args.format, args.output, **options)

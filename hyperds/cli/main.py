@@ -14,7 +14,8 @@ import sys
 
 from ..errors import HyperdsError
 
-COMMAND_MODULES = ("datasets", "imports", "query", "ingest", "review", "commit", "view", "export", "evaluate", "serve")
+COMMAND_MODULES = ("datasets", "imports", "query", "ingest", "review", "commit", "view", "export", "evaluate", "serve",
+                   "field")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -65,6 +65,7 @@ class ExportContext:
     frames: int = 0
     annotations: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
+    policy: Any = None  # a hyperds.workflows.policy.PolicyPlan when exported with policy="public"
 
     def skip(self, what: str, n: int) -> None:
         if n:
@@ -174,17 +175,19 @@ def export(source: Any, format: str, dest: str, **options: Any) -> ExportResult:
         raise ExportError(f"batch_size must be at least 1, not {batch_size}")
     exported_at = options.pop("exported_at", None) or dt.datetime.now(dt.UTC)
     run_id = options.pop("run_id", None)
+    policy = options.pop("policy", None)
     overwrite = bool(options.pop("overwrite", False))
     storage = options.pop("storage_options", None)
     destination = Destination(dest, overwrite=overwrite,
                               storage_options=storage if storage is not None else info.store.storage_options)
     destination.check()
     prov = provenance(info, format, exported_at, options)
-    ctx = ExportContext(info=info, folder=Path("."), provenance=prov, options=options)
+    plan = _policy_plan(source, info, policy, prov)
+    ctx = ExportContext(info=info, folder=Path("."), provenance=prov, options=options, policy=plan)
     takes = {*writer_cls.option_names, "include_rejected", "image_root"}
     if set(options) - takes:
         raise ExportError(f"unknown option(s) {sorted(set(options) - takes)} for format {format!r}; it takes "
-                          f"{sorted(takes)} and overwrite, batch_size, exported_at, storage_options, run_id")
+                          f"{sorted(takes)} and overwrite, batch_size, exported_at, storage_options, run_id, policy")
     writer: Writer = writer_cls(ctx)
     _prepass(source, ctx, writer, batch_size)
     ctx.folder = destination.stage()
@@ -193,12 +196,18 @@ def export(source: Any, format: str, dest: str, **options: Any) -> ExportResult:
         columns = writer_cls.columns or available_columns(source, info)
         with tqdm(total=total, desc=f"export {format}", unit="frame", leave=False) as bar:
             for table in iter_batches(source, info, [*columns, "annotations", "dataset", "classes", "split"], batch_size):
+                bar.update(table.num_rows)
+                if plan is not None:
+                    n = table.num_rows
+                    table = plan.apply(table, info.name)
+                    ctx.skip("frames with people or vehicles", n - table.num_rows)
                 frames, anns = split_rows(table, ctx)
+                if plan is not None and plan.blur:
+                    frames = plan.write_blurred(frames, ctx.folder, info.store.storage_options)
                 writer.write(frames, anns)
                 ctx.frames += frames.height
                 ctx.annotations += anns.height
-                bar.update(table.num_rows)
-        files = writer.finish()
+        files = writer.finish() + (plan.files if plan is not None else [])
         destination.commit()
     except BaseException:
         destination.abort()
@@ -214,6 +223,23 @@ def export(source: Any, format: str, dest: str, **options: Any) -> ExportResult:
     return result
 
 
+def _policy_plan(source: Any, info: SourceInfo, policy: str | None, prov: dict[str, Any]) -> Any:
+    """The sensitive-data plan of `policy` ('public' | 'full' | None) for the source's current labels; recorded
+    in the provenance block (see hyperds.workflows.policy)."""
+    from ..errors import PolicyError
+    from ..workflows.policy import build_plan
+
+    try:
+        plan = build_plan(source, policy, store=info.store, dataset=info.name)
+    except PolicyError as exc:
+        raise ExportError(str(exc)) from None
+    if plan is not None:
+        prov["policy"] = plan.describe()
+    elif policy is not None:
+        prov["policy"] = {"name": "full"}
+    return plan
+
+
 def _prepass(source: Any, ctx: ExportContext, writer: Writer, batch_size: int) -> None:
     """Read the light columns of every row once: the writer's checks, and the sorted classes (from `classes`
     for a mapped view, else `labels`; the annotations themselves when rejected ones are included)."""
@@ -225,6 +251,8 @@ def _prepass(source: Any, ctx: ExportContext, writer: Writer, batch_size: int) -
     cols = ["frame_id", label_col, *writer.precheck_columns]
     seen: set[str] = set()
     for rows in iter_batches(source, info, cols, batch_size):
+        if ctx.policy is not None:
+            rows = ctx.policy.apply(rows, info.name)
         writer.precheck(rows)
         if label_col not in rows.column_names:  # a SELECT query without them
             continue

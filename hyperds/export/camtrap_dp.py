@@ -104,6 +104,11 @@ class CamtrapDpWriter:
             if not self.package:
                 self.package = read_package(schema) or {}
         self.deployments: dict[str, dict[str, Any]] = {}  # deploymentID -> aggregates of its frames
+        plan = ctx.policy
+        if plan is not None and plan.sensitive_locations and plan.policy.coordinates == "drop":
+            raise ExportError("the store's policy drops the coordinates of sensitive locations, but Camtrap DP "
+                              "requires deployment latitude/longitude; set the policy to coordinates='round' "
+                              "(`hyperds policy set --coordinates round --km N`) or export another format")
         self.events: dict[str, dict[str, Any]] = {}  # event-level ann_id -> observation row
         self.names: set[str] = set()
         self.levels: set[str] = set()
@@ -290,6 +295,11 @@ class CamtrapDpWriter:
                     "deploymentStart": agg["start"].strftime(TS) if agg["start"] else None,
                     "deploymentEnd": agg["end"].strftime(TS) if agg["end"] else None,
                 }
+            plan = self.ctx.policy
+            if plan is not None and (agg["dataset"], dep_id) in plan.sensitive_locations:
+                lat, lon = plan.coarsen_text(stored.get("latitude"), stored.get("longitude"))
+                stored = {**stored, "latitude": lat, "longitude": lon,
+                          "coordinateUncertainty": str(round(plan.policy.round_km * 1000))}
             rows.append([stored.get(f) for f in self.fields])
         return pl.DataFrame(rows, schema=dict.fromkeys(self.fields, pl.String), orient="row")
 

@@ -45,8 +45,10 @@ class ImagePipeline:
         transform: Callable[..., Any] | None,
         boxes_for: BoxesFor | None,
         fetch_threads: int,
+        redact: Callable[[str, Any], Any] | None = None,
     ):
         self.frame_ids, self.uris, self.roots, self.root_of_row = frame_ids, uris, roots, root_of_row
+        self.redact = redact  # (frame_id, decoded image) -> image, e.g. a policy blurring people; None: as decoded
         self.fetcher, self.transform, self.boxes_for = fetcher, transform, boxes_for
         self.fetch_threads = max(1, int(fetch_threads))
         self._pool: ThreadPoolExecutor | None = None
@@ -94,6 +96,8 @@ class ImagePipeline:
         try:
             data = self.fetcher.read(uri)
             img = decode_rgb(data, self._draft_request(region))
+            if self.redact is not None:  # before any crop, so box coordinates are the whole image's
+                img = self.redact(self.frame_ids[row].as_py(), img)
         except FileNotFoundError:
             return ImageLoadError(self.frame_ids[row].as_py(), uri, "no such object")
         except DECODE_ERRORS as exc:

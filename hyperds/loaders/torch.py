@@ -110,6 +110,7 @@ class FrameDataset(Dataset):
         split: str | None = None,
         record_run: str | None = None,
         run_info: Mapping[str, Any] | None = None,
+        policy: str | None = None,
     ):
         self._check_arguments(target, unit, on_error, crop_padding, max_frames)
         table_source = isinstance(source, pa.Table)
@@ -139,6 +140,13 @@ class FrameDataset(Dataset):
             view_classes = source.classes
             label_map = view_map.as_dict(view_classes) if uses_boxes else None
             classes = view_classes if classes is None else classes
+        # policy="public": the store's sensitive-data policy (hyperds.workflows.policy) leaves frames out,
+        # coarsens coordinates and blurs people boxes on the fly; "full"/None: nothing.
+        from ..workflows.policy import build_plan
+
+        plan = build_plan(source, policy)
+        if plan is not None:
+            table = plan.apply(table)
         labels_column = "classes" if view_map is not None else "labels"
         boxes, frame_classes = self._indices(table, target, uses_boxes, labels_column, label_map, classes, box_filter)
 
@@ -152,6 +160,7 @@ class FrameDataset(Dataset):
             index.column(table, "frame_id"), index.column(table, "uri"),
             [the_root] if one_root else list(roots.values()), root_of_row,
             fetcher, transform, self._target.boxes_for, fetch_threads,
+            plan.blur_image if plan is not None and plan.blur else None,
         )
         if record_run is not None:  # in the constructing process only: workers get a pickled copy
             info = {"unit": unit, "split": split, "samples": len(self), "classes": self.classes, **(run_info or {})}
