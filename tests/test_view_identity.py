@@ -19,7 +19,7 @@ def _fill(ds, prefix, n):
 def test_recreated_dataset_is_not_the_pinned_one(store):
     ds = store.create_dataset("cams")
     _fill(ds, "old", 3)
-    view = store.create_view("v", "site = 'S1'", datasets=["cams"]).publish()
+    view = store.create_view("v", "site = 'S1'", datasets=["cams"], empty="keep").publish()
     pinned = view.pins["cams"]
     with pytest.raises(SchemaError, match="pinned by published view"):
         store.drop_dataset("cams")
@@ -40,7 +40,7 @@ def test_recreated_dataset_is_not_the_pinned_one(store):
 def test_untouched_view_reads_and_unpinned_dataset_drops_freely(store):
     ds = store.create_dataset("cams")
     _fill(ds, "a", 2)
-    view = store.create_view("v", "TRUE", datasets=["cams"]).publish()
+    view = store.create_view("v", "TRUE", datasets=["cams"], empty="keep").publish()
     assert sorted(hyperds.view("v", store=store).frame_ids().to_pylist()) == ["a0", "a1"]
     assert view.verify().ok
     store.create_dataset("other")
