@@ -4,6 +4,7 @@ including for catalog reads during an S3 outage); the filter renderer; LIMIT pus
 
 from __future__ import annotations
 
+import os
 import datetime as dt
 import socket
 
@@ -261,3 +262,19 @@ def test_limit_on_a_selective_filter_and_an_empty_table(store):
     assert got.column("frame_id").to_pylist() == ["f26", "f27", "f28"]
     assert ds.query("SELECT frame_id FROM few LIMIT 0").to_arrow().num_rows == 0
     assert pc.sum(ds.query("SELECT width FROM few ORDER BY frame_id LIMIT 2 OFFSET 29").to_arrow()["width"]).as_py() == 9
+
+
+def test_lance_log_lines_stay_off_the_users_terminal(tmp_path):
+    """Building side tables creates Lance datasets, which Lance's Rust logger announces as WARN lines."""
+    import subprocess
+    import sys
+
+    script = (
+        "import hyperds; ds = hyperds.connect(%r).create_dataset('d');"
+        "ds.add_frames([{'frame_id': 'a', 'uri': 'file:///a.jpg', 'annotations': [{'label': 'lion'}]}]);"
+        "ds.optimize()" % str(tmp_path / "store")
+    )
+    env = {k: v for k, v in os.environ.items() if k != "LANCE_LOG"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "lance::" not in done.stderr and "WARN" not in done.stderr, done.stderr

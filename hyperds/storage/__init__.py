@@ -22,6 +22,13 @@ Every private or undocumented Lance behaviour used here is pinned by tests/test_
 
 from __future__ import annotations
 
+import os
+
+# Lance's Rust logger writes warnings such as "No existing dataset at …, it will be created" straight
+# to the user's terminal; what matters reaches the user as a hyperds exception instead. Set before
+# pylance is first imported (it reads LANCE_LOG then); a LANCE_LOG the user sets wins.
+os.environ.setdefault("LANCE_LOG", "error")
+
 from . import commit, indices, maintenance, rollback, rows, scan, tags, transactions, writes
 from .connection import Connection
 from .errors import CommitConflict, Exists, Missing, lance_errors
