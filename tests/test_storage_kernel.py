@@ -4,8 +4,8 @@ including for catalog reads during an S3 outage); the filter renderer; LIMIT pus
 
 from __future__ import annotations
 
-import os
 import datetime as dt
+import os
 import socket
 
 import numpy as np
