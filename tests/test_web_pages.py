@@ -110,13 +110,24 @@ def test_undo_restores_what_decisions_changed(tmp_path_factory, decisions):
     with serve(store) as server:
         http, csrf = signed_in(server.url, "ana")
         ctx = {"csrf": csrf, "dataset": "traps", "q": "TRUE"}
-        for action in decisions:
+        for step, action in enumerate(decisions):
             frame = ds.get(fid)
             form = {**ctx, "frame_id": fid, "revision": str(frame["revision"]), "action": action,
-                    "ann_id": frame["annotations"][-1]["ann_id"], "label": "okapi", "bbox": "0.3,0.3,0.1,0.1",
-                    "note": "seen"}
+                    "ann_id": frame["annotations"][-1]["ann_id"], "label": "okapi",
+                    "bbox": f"0.{step + 3},0.3,0.1,0.1", "note": f"seen {step}"}  # each decision changes something
             r = http.post("/review/decide", data=form)
             assert r.status_code == 200, (action, r.text[-400:])
+        # a move onto the box's own place changes nothing: refused, no commit (undo could not restore it)
+        frame = ds.get(fid)
+        last = frame["annotations"][-1]
+        still = {**ctx, "frame_id": fid, "revision": str(frame["revision"]), "action": "move",
+                 "ann_id": last["ann_id"], "bbox": ",".join(str(v) for v in last["bbox"])}
+        commits = ds.commits().height
+        r = http.post("/review/decide", data=still)
+        assert r.status_code == 400 and "already has box" in r.text and ds.commits().height == commits
+        if last["note"] is not None:  # so does writing the note it already has
+            r = http.post("/review/decide", data={**still, "action": "note", "note": last["note"]})
+            assert r.status_code == 400 and "already has that note" in r.text and ds.commits().height == commits
         for _ in decisions:
             r = http.post("/review/undo", data=ctx)
             assert r.status_code == 200, r.text[-400:]

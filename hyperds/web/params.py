@@ -74,6 +74,11 @@ def bbox(fields: Mapping[str, Any], name: str = "bbox") -> list[float]:
     return [x, y, min(w, 1.0 - x), min(h, 1.0 - y)]
 
 
+def bbox_text(box: list[float]) -> str:
+    """A box as the form writes it: 'x,y,w,h'."""
+    return ",".join(f"{v:.4g}" for v in box)
+
+
 def choice(fields: Mapping[str, Any], name: str, options: tuple[str, ...], default: str | None = None) -> str:
     value = text(fields, name, default=default)
     if value not in options:

@@ -155,10 +155,17 @@ def changes_for(action: str, frame: dict, form: Any) -> list[dict]:
         label = params.required(form, "label", max_len=200)
         return [{"op": "review", "frame_id": fid, "ann_id": ann_id, "status": "correct", "label": label, "note": note}]
     if action == "move":
-        return [{"op": "move", "frame_id": fid, "ann_id": ann_id, "bbox": params.bbox(form)}]
+        box = params.bbox(form)
+        current = known[ann_id]["bbox"]
+        if current is not None and all(abs(a - b) <= 1e-6 for a, b in zip(box, current)):
+            # no commit for a move that moves nothing: it would be a decision that undo cannot restore
+            raise BadRequest(f"annotation {ann_id!r} already has box {params.bbox_text(current)}; drag it somewhere else")
+        return [{"op": "move", "frame_id": fid, "ann_id": ann_id, "bbox": box}]
     # note: keeps the annotation's review status (an unreviewed one stays unreviewed)
     if note is None:
         raise BadRequest("field 'note' is empty; write the note first (n)")
+    if note == known[ann_id]["note"]:
+        raise BadRequest(f"annotation {ann_id!r} already has that note; write another one or go on")
     status = STATUS_BACK[known[ann_id]["review_status"]]
     return [{"op": "review", "frame_id": fid, "ann_id": ann_id, "status": status, "note": note}]
 
