@@ -19,7 +19,7 @@ U+001D: labels and classes as stored (distinct, sorted), annotations in stored o
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -94,7 +94,11 @@ def resolve(store: Store, spec: ViewSpec, pins: dict[str, int], columns: Sequenc
     # the derived key columns cost a string column each: skip them when neither asked for nor needed
     keys = wanted is None or len(spec.datasets) > 1 or len(spec.queries) > 1 or spec.split is not None or bool(
         wanted & {"dataset", "subquery", "weight"})
-    parts = [_resolve_dataset(store, spec, name, pins[name], frame_cols, handles, keys) for name in sorted(spec.datasets)]
+    for name in spec.datasets:
+        if name not in handles:  # `in`, not truthiness: a Lance dataset's truth value counts its rows
+            handles[name] = _open_pinned(store, name, pins[name])
+    parts = [_resolve_dataset(store, spec, name, pins[name], _own_columns(frame_cols, name, handles), handles, keys)
+             for name in sorted(spec.datasets)]
     table = parts[0] if len(parts) == 1 else pa.concat_tables(parts, promote_options="permissive")
     table = _derive(table, spec, wanted)
     if columns is None:
@@ -102,6 +106,16 @@ def resolve(store: Store, spec: ViewSpec, pins: dict[str, int], columns: Sequenc
         rest = [c for c in table.column_names if c not in front and c not in DERIVED]
         return table.select(front + rest + ["classes", "split", "subquery", "weight"])
     return table.select(list(columns))
+
+
+def _own_columns(columns: list[str] | None, name: str, handles: dict[str, Handle]) -> list[str] | None:
+    """The asked columns dataset `name` reads: one only another dataset of the view has is null for its frames
+    (as in the whole manifest); one that no dataset has stays, so the query names it as unknown."""
+    if columns is None or len(handles) == 1:
+        return columns
+    own = set(storage.schema(handles[name]).names)
+    anywhere = set().union(*(storage.schema(h).names for h in handles.values()))
+    return [c for c in columns if c in own or c not in anywhere]
 
 
 def _resolve_dataset(store: Store, spec: ViewSpec, name: str, version: int, columns: list[str] | None,
@@ -244,3 +258,35 @@ def digest(table: pa.Table) -> tuple[str, list[dict[str, object]]]:
         for k in part_keys
     ]
     return whole.hexdigest(), parts
+
+
+def stream(keys: pa.Table, handles: dict[str, Handle], columns: Sequence[str], batch_size: int) -> Iterator[pa.RecordBatch]:
+    """`columns` of the manifest rows `keys` holds, `batch_size` rows at a time, in manifest order.
+
+    `keys` is the resolved manifest with only `dataset`, `frame_id` and the derived columns asked for (small:
+    no annotations). The frame columns are taken by row id from each pinned dataset one batch at a time, so
+    memory follows the batch, not the view: an export or a loader over 10M frames never holds them all.
+    """
+    frame_cols = [c for c in columns if c not in keys.column_names]
+    types: dict[str, pa.DataType] = {}
+    for name in sorted(handles):
+        schema = storage.schema(handles[name])
+        for c in frame_cols:
+            if c not in types and c in schema.names:
+                types[c] = schema.field(c).type
+    datasets = keys.column("dataset")
+    for name in pc.unique(datasets).to_pylist():
+        part = keys.filter(pc.equal(datasets, name))
+        handle = handles[name]
+        have = [c for c in frame_cols if c in storage.schema(handle).names]
+        where = storage.rows.locate_rows(handle, part.column("frame_id").to_pylist()) if have else None
+        if where is not None and not (where.num_rows == part.num_rows and where.column("frame_id").equals(
+                part.column("frame_id"))):  # both in frame_id order; anything else is a bug, never silently misaligned
+            raise IntegrityError(f"dataset {name!r}: the manifest's frames do not match the pinned table's rows")
+        for start in range(0, part.num_rows, batch_size):
+            chunk = part.slice(start, batch_size)
+            rows = storage.rows.take_rows(handle, where.slice(start, batch_size), have) if have else None
+            arrays = [chunk.column(c) if c in chunk.column_names
+                      else rows.column(c) if c in have else pa.nulls(chunk.num_rows, types.get(c, pa.null()))
+                      for c in columns]
+            yield from pa.Table.from_arrays(arrays, names=list(columns)).combine_chunks().to_batches(batch_size)

@@ -34,7 +34,7 @@ from ..query.rules import CURRENT_RULE, RULE_SEES_REJECTED, RULES
 from . import catalog as cat
 from .diff import DIFF_COLUMNS, ViewDiff, diff_manifests, mark_rejected
 from .labelmap import LabelMap
-from .manifest import DIGEST_COLUMNS, SubQuery, ViewSpec, _open_pinned, digest, resolve
+from .manifest import DERIVED, DIGEST_COLUMNS, SubQuery, ViewSpec, _open_pinned, digest, resolve, stream
 from .splits import SplitSpec
 from .identity import check_pins, dataset_id
 from .view_checks import check_column_types
@@ -297,8 +297,33 @@ class View:
     def to_batches(
         self, columns: Sequence[str] | None = None, *, batch_size: int = DEFAULT_BATCH_SIZE, split: str | None = None
     ) -> Iterator[pa.RecordBatch]:
-        """to_arrow() in record batches of at most `batch_size` rows (a view resolves whole, then slices)."""
-        yield from self.to_arrow(columns, split).to_batches(max_chunksize=batch_size)
+        """to_arrow() in record batches of at most `batch_size` rows.
+
+        The frames are resolved once with only their keys and derived columns; every other column is read
+        one batch at a time (`manifest.stream`), so memory follows the batch size, not the view.
+        """
+        if batch_size < 1:
+            raise ViewError(f"batch_size must be a positive number of rows, not {batch_size!r}")
+        cols = self._all_columns() if columns is None else list(dict.fromkeys(columns))
+        light = [c for c in cols if c in DERIVED or c == "frame_id"]
+        pins, handles = self._pins_now()
+        cached = self._manifest is not None and _covers(self._manifest, pins, cols)
+        # a column no pinned dataset has: to_arrow names it (a QueryError) exactly as it would
+        anywhere = set().union(*(storage.schema(h).names for h in handles.values()))
+        lacking = any(c not in anywhere for c in cols if c not in light)
+        if cached or lacking or len(light) == len(cols):
+            yield from self.to_arrow(cols, split).to_batches(max_chunksize=batch_size)
+            return
+        keys = self.to_arrow(list(dict.fromkeys(["dataset", "frame_id", *light])), split)
+        yield from stream(keys, handles, cols, batch_size)
+
+    def _all_columns(self) -> list[str]:
+        """to_arrow()'s columns: dataset, frame_id, every frame column of the pinned datasets, the derived ones."""
+        _, handles = self._pins_now()
+        rest: list[str] = []
+        for name in sorted(handles):
+            rest += [c for c in storage.schema(handles[name]).names if c not in rest and c not in DERIVED and c != "frame_id"]
+        return ["dataset", "frame_id", *rest, "classes", "split", "subquery", "weight"]
 
     def to_polars(self, columns: Sequence[str] | None = None, split: str | None = None) -> pl.DataFrame:
         """to_arrow() as a polars DataFrame."""
