@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -169,6 +170,13 @@ def test_non_local_bind_without_token_refuses_to_start(store, capsys):
         assert main(["--store", store.uri, "serve", *argv]) == 2
         err = capsys.readouterr().err
         assert "without a token" in err and "Traceback" not in err
+    # --store after the command is the store served: a file there is refused, naming it (and the check of
+    # the bind comes first only for a non-local host)
+    bogus = Path(store.uri) / "not-a-store.txt"
+    bogus.write_text("x")
+    assert main(["serve", "--store", str(bogus), "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "as a store" in err and "not-a-store.txt" in err and "Traceback" not in err
     assert is_local("127.0.0.1") and is_local("::1") and is_local("localhost") and not is_local("0.0.0.0")
     assert check_bind("127.0.0.1", None) is None and len(check_bind("0.0.0.0", "auto")) >= 24
 

@@ -23,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "host needs a token, given with --token or generated (--token auto) and printed once; people sign in "
         "with it and their name, which becomes the author of their commits.",
     )
+    # also after the command, as `hyperds serve --store URI`; absent, the global --store (or $HYPERDS_STORE) holds
+    p.add_argument("--store", default=argparse.SUPPRESS, help="store URI (default: $HYPERDS_STORE or ~/.hyperds/store)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8765, help="port (default 8765)")
     p.add_argument("--token", help="access token for sign-in (required for a non-local --host; 'auto' generates one)")
