@@ -115,9 +115,10 @@ class Dataset:
     def to_polars(self, columns: list[str] | None = None, filter: str | None = None) -> pl.DataFrame:
         return self.table.to_polars(columns=columns, filter=filter)
 
-    def get(self, frame_id: str) -> dict[str, Any]:
-        """One frame as a dict (annotations as a list of dicts)."""
-        return self.table.get(frame_id)
+    def get(self, frame_id: str, columns: list[str] | None = None) -> dict[str, Any]:
+        """One frame as a dict (annotations as a list of dicts); only `columns` when given (a lookup of its
+        uri need not read its annotations)."""
+        return self.table.get(frame_id, columns)
 
     def existing_ids(self, frame_ids: pa.Array) -> pa.Array:
         return self.table.existing_ids(frame_ids)

@@ -165,9 +165,9 @@ class FrameTable:
     def to_polars(self, columns: list[str] | None = None, filter: str | None = None) -> pl.DataFrame:
         return pl.from_arrow(self.to_arrow(columns=columns, filter=filter))
 
-    def get(self, frame_id: str) -> dict[str, Any]:
-        """One frame as a dict (annotations as a list of dicts)."""
-        rows = self.to_arrow(filter=eq("frame_id", frame_id)).to_pylist()
+    def get(self, frame_id: str, columns: list[str] | None = None) -> dict[str, Any]:
+        """One frame as a dict (annotations as a list of dicts); only `columns` when given."""
+        rows = self.to_arrow(columns=columns, filter=eq("frame_id", frame_id)).to_pylist()
         if not rows:
             raise FrameNotFoundError(
                 f"frame {frame_id!r} is not in dataset {self.name!r}; list frame ids with "

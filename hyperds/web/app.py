@@ -69,4 +69,5 @@ def create_app(
     app.state.images = ImageService(store, cache_dir, cache_bytes)
     app.state.lists = ReviewLists()
     app.state.names = DatasetNames(store)
+    app.state.datasets = {}  # name -> Dataset, for image lookups (pages/images.py)
     return app
