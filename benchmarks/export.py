@@ -37,7 +37,7 @@ def make_store(store: hyperds.Store, name: str, n: int, batch_size: int = 250_00
     (Camtrap DP needs them), and a published view of the same name over all of it (reused when complete)."""
     if name in store.datasets() and len(store.dataset(name)) == n:
         if name not in set(store.views()["name"].to_pylist()):
-            store.create_view(name, "TRUE", datasets=[name]).publish("1.0")
+            store.create_view(name, "TRUE", datasets=[name], empty="keep").publish("1.0")
         return
     if name in store.datasets():
         store.drop_dataset(name)
@@ -57,7 +57,7 @@ def make_store(store: hyperds.Store, name: str, n: int, batch_size: int = 250_00
             batch = batch.append_column("longitude", pa.array([4.0 + lat[s] / 10 for s in site], pa.float64()))
             ds.add_frames(batch)
             bar.update(size)
-    store.create_view(name, "TRUE", datasets=[name]).publish("1.0")
+    store.create_view(name, "TRUE", datasets=[name], empty="keep").publish("1.0")
 
 
 def run_hyperds(store: hyperds.Store, fmt: str, out: Path, name: str, batch_size: int) -> dict:
