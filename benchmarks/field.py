@@ -101,10 +101,10 @@ def _time(fn):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--detections", type=int, default=100_000, help="model detections for find_repeats (default 100k)")
+    p.add_argument("--detections", type=int, default=1_000_000, help="model detections for find_repeats (default 1M, the target size)")
     p.add_argument("--cameras", type=int, default=2_000)
-    p.add_argument("--frames", type=int, default=100_000, help="frames for smooth_sequences (default 100k)")
-    p.add_argument("--sequences", type=int, default=30_000)
+    p.add_argument("--frames", type=int, default=1_000_000, help="frames for smooth_sequences (default 1M, the target size)")
+    p.add_argument("--sequences", type=int, default=300_000)
     args = p.parse_args()
     shutil.rmtree(DATA, ignore_errors=True)
     store = hyperds.connect(DATA)
