@@ -128,6 +128,16 @@ def test_import_of_export_gives_the_frames_back(frames):
         want = pl.DataFrame([{k: f[k] for k in media.columns} for f in frames])
         assert media.sort("frame_id").equals(want.select(media.columns).cast(media.schema).sort("frame_id"))
 
+        # the same frames as a published view: a valid package too, with the same rows as the dataset's export
+        store.create_view("everything", "TRUE", datasets=["gen"], empty="keep").publish("1.0")
+        view = store.view("everything", "1.0")
+        view.export("camtrap-dp", tmp / "ct-view", image_root=ROOT, exported_at=at)
+        assert validate_package(tmp / "ct-view") == []
+        for table in ("deployments.csv", "media.csv", "observations.csv"):
+            assert (tmp / "ct-view" / table).read_bytes() == (tmp / "ct" / table).read_bytes(), table
+        package = json.loads((tmp / "ct-view" / "datapackage.json").read_text())
+        assert package["hyperds"]["source"]["digest"] == view.digest
+
         # COCO-CT: images and their labels and pixel boxes
         ds.export("coco-ct", tmp / "coco", image_root=ROOT, exported_at=at)
         back = store.create_dataset("coco")

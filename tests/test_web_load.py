@@ -123,4 +123,4 @@ def test_concurrent_decisions_equal_serial_replay(tmp_path):
         assert author == who
         replay.commit(changes, author=who)
     assert comparable(served) == comparable(replay)
-    assert len(browse_s) == 3 and statistics.median(browse_s) < 1.0, browse_s
+    assert len(browse_s) == 3 and max(browse_s) < 1.0, browse_s  # every browse page, not a typical one
