@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
+import polars as pl
 import pytest
 from conftest import MD_JSON, run_cli
 
@@ -219,6 +220,12 @@ def test_cli_eval_writes_the_report_and_plots(reviewed, capsys, tmp_path):
     for name in ("pr_curves.png", "confusion.png"):
         assert (tmp_path / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert store.runs(view="everything").num_rows == 1
+    code, out, err = run_cli(store, capsys, "audit", "runs", "--format", "csv")
+    runs = pl.read_csv(out.encode(), infer_schema=False)
+    row = runs.filter(pl.col("kind") == "evaluation").row(0, named=True)
+    info = json.loads(row["info"])
+    assert (row["view"], row["version"]) == ("everything", "1.0")
+    assert info["model"] in MODEL and info["metrics"]["map50"] == pytest.approx(doc["summary"]["map50"]), (info, doc["summary"])
 
 
 @pytest.mark.parametrize("argv", [["--predictions", "nope@1"], ["--predictions", MODEL, "--plots"]])
