@@ -115,6 +115,58 @@ def test_optimize_indices_without_merging_adds_a_delta_segment(tmp_path):
     assert {i.segments for i in merged} == {2} and {i.rows_indexed for i in merged} == {202}
 
 
+def test_merging_n_segments_takes_the_newest_n_and_leaves_the_older_untouched(tmp_path):
+    """Pins the second undocumented behaviour the write policy rests on (see storage/indices.py)."""
+    conn = storage.Connection(str(tmp_path))
+    _table(conn, "t", 300, 100)
+    for i in range(3):  # three one-row deltas after the base segment
+        storage.writes.append(conn.open_lance("t"), pa.table({"frame_id": [f"d{i}"], "w": [i], "big": ["y"]}))
+        conn.open_lance("t").optimize.optimize_indices(num_indices_to_merge=0)
+    before = [s.uuid for s in conn.open_lance("t").describe_indices()[0].segments]
+    assert len(before) == 4
+    storage.writes.append(conn.open_lance("t"), pa.table({"frame_id": ["d3"], "w": [3], "big": ["y"]}))
+    conn.open_lance("t").optimize.optimize_indices(num_indices_to_merge=2)
+    after = [s.uuid for s in conn.open_lance("t").describe_indices()[0].segments]
+    assert after[:2] == before[:2] and len(after) == 3 and after[2] not in before
+    assert conn.open_lance("t").describe_indices()[0].num_rows_indexed == 304
+
+
+@pytest.mark.parametrize("sizes, merged", [
+    ([1000], 0), ([1000, 900], 0), ([1000] + [10] * 7, 0), ([1000] + [10] * 8, 8), ([1000, 500] + [10] * 9, 9),
+    ([1000] + [10] * 7 + [600] + [10] * 3, 0), ([5] * 9, 0), ([5] * 40, 40),
+])
+def test_segments_to_merge_counts_only_the_trailing_small_deltas(sizes, merged):
+    assert storage.indices.segments_to_merge(sizes) == merged
+
+
+def test_writes_after_a_bulk_load_never_rewrite_its_segments(tmp_path):
+    """Bytes a commit writes into the indices follow the rows it changed, not the table (issue 19: a
+    one-label commit at 10M frames rewrote two whole index files), and the segment count stays bounded."""
+    conn = storage.Connection(str(tmp_path))
+    _table(conn, "t", 2000, 1000)
+    wanted = {"frame_id": "BTREE", "w": "BITMAP"}
+    storage.indices.refresh_indices(conn.open_lance("t"), wanted)
+    storage.writes.append(conn.open_lance("t"), pa.table({"frame_id": [f"b{i:05d}" for i in range(2000)],
+                                                          "w": list(range(2000)), "big": ["z"] * 2000}))
+    storage.indices.refresh_indices(conn.open_lance("t"), wanted, merge=False)  # a second bulk batch
+    bulk = {i.name: [s.uuid for s in i.segments] for i in conn.open_lance("t").describe_indices()}
+    total = {i.name: i.total_size_bytes for i in conn.open_lance("t").describe_indices()}
+    assert all(len(u) == 2 for u in bulk.values())
+    for k in range(30):
+        storage.writes.append(conn.open_lance("t"), pa.table({"frame_id": [f"c{k:03d}"], "w": [k], "big": ["c"]}))
+        before = {i.name: {s.uuid: s.size_bytes for s in i.segments} for i in conn.open_lance("t").describe_indices()}
+        storage.indices.refresh_indices(conn.open_lance("t"), wanted, merge=False)
+        for index in conn.open_lance("t").describe_indices():
+            uuids = [s.uuid for s in index.segments]
+            assert uuids[:2] == bulk[index.name], (k, index.name)  # the two bulk segments are never rewritten
+            written = sum(s.size_bytes for s in index.segments if s.uuid not in before[index.name])
+            assert written * 8 < total[index.name], (k, index.name, written)  # a small fraction, not the index
+            assert len(uuids) <= 2 + storage.indices.MAX_SMALL
+            assert index.num_rows_indexed == 4001 + k
+    ds = conn.open_lance("t")
+    assert storage.scan.count(ds, "frame_id = 'c017'") == 1 and storage.scan.count(ds, "frame_id LIKE 'c%'") == 30
+
+
 def test_tag_creation_is_a_lock_and_tags_are_moved_and_deleted(tmp_path):
     conn = storage.Connection(str(tmp_path))
     ds = _table(conn, "t", 10, 10)
