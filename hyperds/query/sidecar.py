@@ -29,6 +29,9 @@ SIDE_FIELDS = [f for f in ANNOTATION_TYPE if f.name != "bbox"]
 SIDE_SCHEMA = pa.schema([pa.field("frame_id", pa.string()), *SIDE_FIELDS])
 
 
+# label: the label-fixing filters read one run of rows; frame_id: a commit finds the rows it replaces
+SIDE_INDICES = {"label": "BITMAP", "frame_id": "BTREE"}
+
 LABEL_COUNTS_SCHEMA = pa.schema([pa.field("label", pa.string()), pa.field("frames", pa.int64())])
 
 
@@ -56,7 +59,7 @@ def build_annotation_table(table: FrameTable) -> int:
     flat = pl.from_arrow(flat).sort("label", maintain_order=True).to_arrow().cast(SIDE_SCHEMA)
     side = _write(table, "annotations", flat)
     if storage.scan.count(side):
-        storage.indices.create_scalar_index(side, "label", "BITMAP")
+        storage.indices.refresh_indices(side, SIDE_INDICES)
     _tag_as_built_from(side, version)  # once, after the index: readers find the indexed version
     per_label = pa.concat_tables(counts).group_by("label").aggregate([("frames", "sum")]) if counts else None
     per_label = per_label.rename_columns(["label", "frames"]) if per_label else LABEL_COUNTS_SCHEMA.empty_table()
@@ -92,3 +95,66 @@ def open_annotation_table(table: FrameTable, frames_version: int, name: str = "a
                                 table.store.uri)
     except storage.Missing:  # no side table, or none built from this frames version
         return None
+
+
+def carry_forward(table: FrameTable, before_version: int, before: pa.Table, after: pa.Table) -> bool:
+    """Keep the side tables exact across one write: frames version `before_version` became
+    `before_version + 1` by replacing the rows `before` (whole frame rows) by `after`.
+
+    Why: without it any write leaves the new version without side tables, so annotation queries fall back
+    to scanning the nested lists until someone runs `optimize()` (Q3 at 1M frames: 19 ms -> 335 ms after
+    one commit). The delta is applied as one row-rewrite of the side table based on the version tagged for
+    `before_version` (cost: the touched frames' annotations and a frame_id lookup), the label counts are
+    adjusted, and both are tagged for the new version. Returns False, changing no tag, when there is nothing
+    to carry (no side tables for `before_version`) or the side table moved meanwhile (a concurrent
+    `optimize()`): queries then scan, exactly as before. `optimize()` still rebuilds whole (sorted by label).
+    """
+    side = open_annotation_table(table, before_version)
+    counts = open_annotation_table(table, before_version, "label_counts")
+    if side is None or counts is None:
+        return False
+    names = {f.name for f in after.schema.field("annotations").type.value_type}
+    if any(f.name not in names for f in SIDE_FIELDS):
+        return False  # a store written before some annotation field: optimize() rebuilds its side tables
+    frame_ids = sorted(set(before.column("frame_id").to_pylist()) | set(after.column("frame_id").to_pylist()))
+    latest = storage.open_uri(side_uri(table), None, table.store.storage_options, table.store.uri)
+    if storage.version(latest) != storage.version(side):
+        return False
+    cols = ["frame_id", "labels", "annotations"]
+    rows = pa.Table.from_batches(list(_flatten(iter(after.select(cols).to_batches()), [])), schema=SIDE_SCHEMA)
+    try:
+        side = storage.commit.rewrite_rows(side, storage.rows.locate_rows(side, frame_ids), rows, {})
+    except storage.CommitConflict:
+        return False
+    storage.indices.refresh_indices(side, SIDE_INDICES, merge=False)
+    new_version = before_version + 1
+    side, counts = storage.latest(side), _write(table, "label_counts", _adjusted(counts, before, after))
+    for version in _same_rows_as(table, new_version):
+        _tag_as_built_from(side, version)
+        _tag_as_built_from(counts, version)
+    log.debug("%s: side tables carried to frames version %d (%d frames)", table.name, new_version, len(frame_ids))
+    return True
+
+
+def _same_rows_as(table: FrameTable, version: int) -> list[int]:
+    """`version` and the frames versions after it made only by index refreshes (the write's own, which
+    follow its commit): they hold the same rows, so the same side tables serve them."""
+    frames = storage.latest(table.store.open_lance(table.name))
+    out = [version]
+    for v in range(version + 1, storage.version(frames) + 1):
+        if not storage.transactions.index_only(frames, v):
+            break
+        out.append(v)
+    return out
+
+
+def _adjusted(counts: Handle, before: pa.Table, after: pa.Table) -> pa.Table:
+    """Per-label frame counts of `counts` with the frames `before` replaced by `after` (zeros dropped)."""
+    def per_label(rows: pa.Table, sign: int) -> pl.DataFrame:
+        labels = pl.from_arrow(pc.list_flatten(rows.column("labels").combine_chunks())).alias("label")
+        return labels.value_counts(name="frames").with_columns(pl.col("frames").cast(pl.Int64) * sign)
+
+    old = pl.from_arrow(storage.scan.read(counts))
+    total = pl.concat([old, per_label(before, -1), per_label(after, 1)], how="vertical_relaxed")
+    total = total.group_by("label").agg(pl.col("frames").sum()).filter(pl.col("frames") > 0).sort("label")
+    return total.to_arrow().cast(LABEL_COUNTS_SCHEMA)

@@ -40,3 +40,13 @@ def rows_in_files(ds: Handle, paths: frozenset[str], columns: list[str]) -> pa.T
         if not touched:
             return pa.schema([ds.schema.field(c) for c in columns]).empty_table()
         return pa.concat_tables([frag.to_table(columns=columns) for frag in touched])
+
+
+def index_only(ds: Handle, version: int) -> bool:
+    """Whether `version` was made by an index build or refresh alone (same rows as the version before)."""
+    try:
+        with lance_errors(ds.uri, f"reading the transaction of version {version}"):
+            tx = ds.read_transaction(version)
+    except Missing:
+        return False
+    return tx is not None and type(tx.operation).__name__ == "CreateIndex"

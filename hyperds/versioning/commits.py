@@ -27,6 +27,7 @@ from ..errors import ConflictError, CorrectionError, StoreError
 from ..storage.rows import Snapshot, read_rows
 from .changes import ChangeInput, apply_changes, assign_ann_ids, normalize_changes, validate_changes
 from .history import commit_properties, record
+from ..query.sidecar import carry_forward
 
 if TYPE_CHECKING:
     from ..frames.table import FrameTable
@@ -122,6 +123,11 @@ def commit(
         table.refresh_indices(merge=False)
     except StoreError as exc:  # a concurrent index refresh won; the next write folds these rows in
         log.info("%s: index refresh after commit %s deferred: %s", table.name, commit_id, exc)
+    if version == storage.version(snap.ds) + 1:
+        try:  # the annotation side tables follow the commit, so queries keep their fast path
+            carry_forward(table, version - 1, rows, after)
+        except StoreError as exc:  # queries on this version scan instead, still exactly
+            log.info("%s: side tables not carried to version %d: %s", table.name, version, exc)
     log.info("%s: commit %s by %s -> version %d (%d frames)", table.name, commit_id, author, version,
              rows.num_rows)
     return CommitResult(
