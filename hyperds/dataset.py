@@ -6,12 +6,16 @@ and workflow operations, each implemented in its own package, through a method h
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
+from .errors import StoreError
 from .frames.table import FrameTable
 from .source import DEFAULT_BATCH_SIZE, check_no_split
 
 __all__ = ["Dataset"]
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -125,10 +129,23 @@ class Dataset:
 
     def add_frames(self, data: FrameInput, assume_tz: str = "UTC") -> AddResult:
         """Insert frames whose frame_id is new; existing frame_ids are skipped (idempotent), in one commit."""
-        return self.table.add_frames(data, assume_tz=assume_tz)
+        before = self.table.version
+        return self._carried(before, self.table.add_frames(data, assume_tz=assume_tz))
 
     def insert_normalized(self, table: pa.Table) -> AddResult:
-        return self.table.insert_normalized(table)
+        before = self.table.version
+        return self._carried(before, self.table.insert_normalized(table))
+
+    def _carried(self, before: int, result: AddResult) -> AddResult:
+        """The side tables follow an insert (see query.sidecar.carry_inserts), so queries keep their fast path."""
+        if result.inserted:
+            from .query.sidecar import carry_inserts
+
+            try:
+                carry_inserts(self.table, before)
+            except StoreError as exc:  # queries on the new version scan instead, still exactly
+                log.info("%s: side tables not carried past version %d: %s", self.name, before, exc)
+        return result
 
     def refresh_indices(self, merge: bool = True) -> None:
         self.table.refresh_indices(merge)

@@ -108,14 +108,41 @@ def test_side_tables_answer_like_a_scan_after_every_commit(data):
 
 
 def test_a_stale_side_table_is_not_carried(tmp_path):
-    """A commit on a version without side tables carries nothing: queries scan, exactly."""
+    """A commit on a version without side tables (here after a write below the Dataset facade, which
+    carries nothing) carries nothing either: queries scan, exactly."""
     store = hyperds.connect(tmp_path)
     ds = store.create_dataset("d")
     ds.add_frames([{"frame_id": "a", "uri": "a.jpg", "annotations": [{"ann_id": "a1", "label": "fox"}]}])
     ds.optimize()
-    ds.add_frames([{"frame_id": "b", "uri": "b.jpg", "annotations": [{"ann_id": "b1", "label": "fox"}]}])
+    ds.table.add_frames([{"frame_id": "b", "uri": "b.jpg", "annotations": [{"ann_id": "b1", "label": "fox"}]}])
+    assert open_annotation_table(ds.table, ds.version) is None
     ds.commit([{"op": "relabel", "frame_id": "a", "ann_id": "a1", "label": "deer"}], author="ana")
     assert open_annotation_table(ds.table, ds.version) is None
     assert ds.query("any_annotation(label = 'fox')").frame_ids().to_pylist() == ["b"]
     counts = pl.DataFrame(store.sql("SELECT label, frames FROM d__label_counts ORDER BY label"))
     assert counts.rows() == [("deer", 1), ("fox", 1)]
+
+
+def test_inserts_and_new_columns_carry_the_side_tables(tmp_path):
+    """add_frames (also with a new user column) appends the new frames' annotations to the side tables."""
+    store = hyperds.connect(tmp_path)
+    fast, scan = store.create_dataset("fast"), store.create_dataset("scan")
+    first = [{"frame_id": "a", "uri": "a.jpg", "annotations": [{"ann_id": "a1", "label": "fox", "source_kind": "model",
+                                                                  "source": "MDv5a", "confidence": 0.4}]}]
+    for ds in (fast, scan):
+        ds.add_frames(first)
+    fast.optimize()
+    more = [[{"frame_id": "b", "uri": "b.jpg", "annotations": [{"ann_id": "b1", "label": "deer"},
+                                                                 {"ann_id": "b2", "label": "fox"}]}],
+            [{"frame_id": "c", "uri": "c.jpg", "temperature": 21.5, "annotations": [{"ann_id": "c1", "label": "fox"}]},
+             {"frame_id": "a", "uri": "a.jpg"}],  # a is skipped (already there)
+            [{"frame_id": "d", "uri": "d.jpg"}]]
+    for rows in more:
+        for ds in (fast, scan):
+            ds.add_frames(rows)
+        assert open_annotation_table(fast.table, fast.version) is not None
+        assert _answers(store, fast, True) == _answers(store, scan, False)
+    fast.commit([{"op": "review", "frame_id": "c", "ann_id": "c1", "status": "reject"}], author="ana")
+    scan.commit([{"op": "review", "frame_id": "c", "ann_id": "c1", "status": "reject"}], author="ana")
+    assert _answers(store, fast, True) == _answers(store, scan, False)
+    assert dict(store.sql("SELECT label, frames FROM fast__label_counts").rows()) == {"deer": 1, "fox": 2}

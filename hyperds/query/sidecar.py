@@ -137,15 +137,58 @@ def carry_forward(table: FrameTable, before_version: int, before: pa.Table, afte
 
 
 def _same_rows_as(table: FrameTable, version: int) -> list[int]:
-    """`version` and the frames versions after it made only by index refreshes (the write's own, which
-    follow its commit): they hold the same rows, so the same side tables serve them."""
+    """`version` and the frames versions after it that left the rows as they were (the write's own index
+    refresh, which follows its commit): the same side tables serve them."""
     frames = storage.latest(table.store.open_lance(table.name))
     out = [version]
     for v in range(version + 1, storage.version(frames) + 1):
-        if not storage.transactions.index_only(frames, v):
+        if storage.transactions.change_kind(frames, v)[0] != "same":
             break
         out.append(v)
     return out
+
+
+def carry_inserts(table: FrameTable, before_version: int) -> bool:
+    """Keep the side tables exact across the writes after `before_version` that only inserted frames or
+    left rows alone (add_frames, an import or ingest batch, new columns, index refreshes): their new
+    fragments' annotations are appended, never rebuilt. Stops at the first write that changed rows (a
+    commit carries itself, see carry_forward). Returns False when nothing was carried."""
+    side = open_annotation_table(table, before_version)
+    counts = open_annotation_table(table, before_version, "label_counts")
+    if side is None or counts is None:
+        return False
+    frames = storage.latest(table.store.open_lance(table.name))
+    versions, files = [], set()
+    for v in range(before_version + 1, storage.version(frames) + 1):
+        kind, added = storage.transactions.change_kind(frames, v)
+        if kind == "other":
+            break
+        versions.append(v)
+        files |= added
+    latest = storage.open_uri(side_uri(table), None, table.store.storage_options, table.store.uri)
+    if not versions or storage.version(latest) != storage.version(side):
+        return False
+    names = {f.name for f in storage.schema(frames).field("annotations").type.value_type}
+    if any(f.name not in names for f in SIDE_FIELDS):
+        return False
+    at = table.store.open_lance(table.name, versions[-1])
+    cols = ["frame_id", "labels", "annotations"]
+    new = storage.transactions.rows_in_files(at, frozenset(files), cols)
+    rows = pa.Table.from_batches(list(_flatten(iter(new.to_batches()), [])), schema=SIDE_SCHEMA)
+    if rows.num_rows:
+        try:
+            nothing = pa.table({"_rowaddr": pa.array([], pa.uint64())})  # an insert: no row replaced
+            side = storage.commit.rewrite_rows(side, nothing, rows, {})
+        except storage.CommitConflict:
+            return False
+        storage.indices.refresh_indices(side, SIDE_INDICES, merge=False)
+        side = storage.latest(side)
+    counts = _write(table, "label_counts", _adjusted(counts, new.slice(0, 0), new)) if new.num_rows else counts
+    for v in versions:
+        _tag_as_built_from(side, v)
+        _tag_as_built_from(counts, v)
+    log.debug("%s: side tables carried to frames version %d (%d new frames)", table.name, versions[-1], new.num_rows)
+    return True
 
 
 def _adjusted(counts: Handle, before: pa.Table, after: pa.Table) -> pa.Table:

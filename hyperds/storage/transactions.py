@@ -50,3 +50,29 @@ def index_only(ds: Handle, version: int) -> bool:
     except Missing:
         return False
     return tx is not None and type(tx.operation).__name__ == "CreateIndex"
+
+
+# Operations that leave every row as it was: index builds, new columns (add_columns, merged embeddings),
+# schema metadata, compaction (rows moved, not changed). A pure insert adds fragments and touches none; anything else may change rows.
+_SAME_ROWS = frozenset({"CreateIndex", "Merge", "Project", "UpdateConfig", "Rewrite"})
+
+
+def change_kind(ds: Handle, version: int) -> tuple[str, frozenset[str]]:
+    """What the transaction that made `version` did to the rows: ("same", ∅), ("insert", the data files
+    of the fragments it added) or ("other", ∅) — also for a version whose transaction is gone."""
+    try:
+        with lance_errors(ds.uri, f"reading the transaction of version {version}"):
+            tx = ds.read_transaction(version)
+    except Missing:
+        return "other", frozenset()
+    if tx is None:
+        return "other", frozenset()
+    op, name = tx.operation, type(tx.operation).__name__
+    if name in _SAME_ROWS:
+        return "same", frozenset()
+    inserts_only = name == "Append" or (
+        name == "Update" and not getattr(op, "removed_fragment_ids", None) and not getattr(op, "updated_fragments", None))
+    if inserts_only:
+        fragments = (op.fragments if name == "Append" else op.new_fragments) or []
+        return "insert", frozenset(f.path for frag in fragments for f in frag.files)
+    return "other", frozenset()
