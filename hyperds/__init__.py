@@ -41,22 +41,41 @@ from .errors import (
     ViewImmutableError,
     ViewNotFoundError,
 )
+from . import consumers
+from ._version import __version__
 from .source import FrameSource
 from .store import Store, connect
 
 if TYPE_CHECKING:
     from .loaders.torch import FrameDataset, IterableFrameDataset
     from .query.query import Query
-    from .versioning.views import View
+    from .views.handle import View
 
-__version__ = "0.1.0"
+
+
+def _export() -> object:
+    from .export import export
+
+    return export
+
+
+def _evaluate() -> object:
+    from .evaluate import evaluate
+
+    return evaluate
+
+
+# view.export / query.export / view.evaluate: the consumer packages sit above views and queries, so this
+# top layer wires them in (hyperds.consumers), imported on first use.
+consumers.register("export", _export)
+consumers.register("evaluate", _evaluate)
 
 
 def __getattr__(name: str) -> object:
     # Imported on first use: View and Query pull in the query engine, which plain imports do not
     # need; the loaders need torch (an extra), so `import hyperds` works without it.
     if name == "View":
-        from .versioning.views import View
+        from .views.handle import View
 
         return View
     if name == "evaluate":  # a callable package: hyperds.evaluate(view, "MDv5a@5.0")

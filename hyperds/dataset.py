@@ -25,13 +25,13 @@ if TYPE_CHECKING:
     from .storage import Connection, Handle
 
     from .frames.embeddings import EmbeddingResult
-    from .versioning.review import AcceptResult
-    from .versioning.views import View
+    from .workflows.review import AcceptResult
+    from .views.handle import View
     from .frames.ingest import IngestReport
     from .query.query import Query
     from .versioning.changes import ChangeInput
     from .versioning.commits import CommitResult
-    from .versioning.predictions import PredictionResult
+    from .workflows.predictions import PredictionResult
     from .workflows.repeats import RepeatGroups, RepeatRejection
     from .workflows.sequences import SmoothingProposals
 
@@ -241,7 +241,7 @@ class Dataset:
 
         `model` is name@version; its earlier unreviewed predictions on the covered frames are replaced.
         """
-        from .versioning.predictions import add_predictions
+        from .workflows.predictions import add_predictions
 
         return add_predictions(self, table, model=model, run_id=run_id, message=message)
 
@@ -282,13 +282,13 @@ class Dataset:
         self, threshold: float = 0.98, model: str | None = None, where: str | None = None, name: str | None = None
     ) -> View:
         """Draft view of frames with an unreviewed model detection below `threshold` (people review these)."""
-        from .versioning.review import review_queue
+        from .workflows.review import review_queue
 
         return review_queue(self, threshold=threshold, model=model, where=where, name=name)
 
     def auto_accept(self, threshold: float = 0.98, model: str | None = None) -> AcceptResult:
         """Accept, as one commit by `auto:threshold=<t>`, the detections of frames with none below `threshold`."""
-        from .versioning.review import auto_accept
+        from .workflows.review import auto_accept
 
         return auto_accept(self, threshold=threshold, model=model)
 
@@ -302,7 +302,7 @@ class Dataset:
         column: str = "embedding",
     ) -> View:
         """Draft view of the `k` frames to label next (uncertainty | random | diverse), never person-reviewed ones."""
-        from .versioning.select import select
+        from .workflows.select import select
 
         return select(self, k=k, strategy=strategy, where=where, seed=seed, name=name, column=column)
 

@@ -24,7 +24,7 @@ from .errors import ViewError
 
 if TYPE_CHECKING:
     from .store import Store
-    from .versioning.labelmap import LabelMap
+    from .views.labelmap import LabelMap
 
 __all__ = ["FrameSource", "DEFAULT_BATCH_SIZE", "check_no_split", "single_root"]
 

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 import hyperds
 from hyperds import FrameSource, ViewError
-from hyperds.versioning import views as views_module
-from hyperds.versioning.labelmap import LabelMap
+from hyperds.views import handle as views_module
+from hyperds.views.labelmap import LabelMap
 
 SPECIES = ["lion", "zebra", "gnu", "hyena"]
 

@@ -43,7 +43,7 @@ def read_source(on: Any) -> Source:
     """Read `on` (a View, Dataset or Query) once, at the versions it pins (a Dataset: its current one)."""
     from ..dataset import Dataset
     from ..query.query import Query
-    from ..versioning.views import View
+    from ..views.handle import View
 
     cols = ["frame_id", "seq_id", "annotations"]
     store = on.store

@@ -101,7 +101,7 @@ class Writer(Protocol):
 
 def provenance(info: SourceInfo, fmt: str, exported_at: dt.datetime, options: dict[str, Any]) -> dict[str, Any]:
     """The block every file set carries: source (view name, version, digest, pinned datasets), tool, time."""
-    from .. import __version__
+    from .._version import __version__
 
     shown = {k: v for k, v in sorted(options.items()) if k not in ("storage_options", "exported_at") and v is not None}
     return {

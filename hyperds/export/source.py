@@ -54,7 +54,7 @@ def describe(source: FrameSource) -> SourceInfo:
     """SourceInfo of a View, Dataset or Query, from the FrameSource protocol (anything else is an ExportError)."""
     from ..dataset import Dataset
     from ..query.query import Query
-    from ..versioning.views import View
+    from ..views.handle import View
 
     if not isinstance(source, (View, Dataset, Query)):
         raise ExportError(f"cannot export a {type(source).__name__}; export a View, Dataset or Query")
@@ -78,7 +78,7 @@ def available_columns(source: FrameSource, info: SourceInfo) -> list[str]:
     """Column names the source's rows carry (frame columns at the pinned versions, a view's dataset/classes/split,
     a SELECT query's own columns)."""
     from ..query.query import Query
-    from ..versioning.views import View
+    from ..views.handle import View
 
     if isinstance(source, View):
         names: list[str] = []

@@ -304,7 +304,7 @@ class FrameDataset(Dataset):
 
 def _view_class() -> type:
     """View, imported on first use (record_run needs a published view: the one source that records runs)."""
-    from ..versioning.views import View
+    from ..views.handle import View
 
     return View
 

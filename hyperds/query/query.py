@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import storage
+from .. import consumers, storage
 from ..errors import QueryError
 from ..source import DEFAULT_BATCH_SIZE, check_no_split
 from . import ast as a
@@ -155,10 +155,9 @@ class Query:
 
     def export(self, format: str, dest: str, **options: Any) -> ExportResult:
         """Write the matching frames to `dest` (folder or s3:// prefix) as `format` (camtrap-dp, coco-ct,
-        megadetector, yolo, csv), with provenance; see hyperds.export.export for the options."""
-        from ..export import export
-
-        return export(self, format, dest, **options)
+        megadetector, yolo, csv), with provenance; see hyperds.export.export for the options (the export
+        package sits above the query engine: its entry point is registered in hyperds.consumers)."""
+        return consumers.call("export", self, format, dest, **options)
 
     def explain(self) -> str:
         """The pushed Lance filter, the residual, the side-table use and Lance's physical plans."""

@@ -79,7 +79,7 @@ class Policy:
 
 
 def _rows(store: Store) -> pl.DataFrame:
-    from ..versioning.catalog import existing
+    from ..views.catalog import existing
 
     handle = existing(store, POLICY)
     if handle is None:

@@ -219,7 +219,7 @@ def summarise(grouped: pl.DataFrame, examples: int = 5) -> tuple[pl.DataFrame, p
 
 def frames_view(ds: Dataset, result: RepeatGroups, name: str | None = None) -> Any:
     """The draft view `name` (default `<dataset>-repeats`) of exactly the frames the groups touch."""
-    from ..versioning.review import draft_view, view_name
+    from ..workflows.review import draft_view, view_name
 
     name = view_name(ds, name, "repeats")
     ids = ", ".join(sql_literal(f) for f in result.detections["frame_id"].unique().sort().to_list())
@@ -286,7 +286,7 @@ def _rows(ds: Dataset, chosen: RepeatGroups, author: str) -> pa.Table:
 
 def stored_groups(ds: Dataset, active: bool = True) -> pl.DataFrame:
     """The `_repeat_groups` rows of `ds`: with `active`, the latest row of each group if it is still rejected."""
-    from ..versioning.catalog import existing
+    from ..views.catalog import existing
 
     handle = existing(ds.store, GROUPS)
     if handle is None:

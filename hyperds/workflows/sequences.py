@@ -206,7 +206,7 @@ def smooth_sequences(
     out = SmoothingProposals(ds, version, float(min_confidence), float(min_share), table)
     if view and table.height:
         from ..frames.rows import sql_literal
-        from ..versioning.review import draft_view, view_name
+        from ..workflows.review import draft_view, view_name
 
         chosen = view_name(ds, name, "smoothing")
         ids = ", ".join(sql_literal(f) for f in table["frame_id"].to_list())
