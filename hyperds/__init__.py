@@ -42,7 +42,7 @@ from .errors import (
     ViewNotFoundError,
 )
 from . import consumers
-from ._version import __version__
+from ._version import __version__ as __version__
 from .source import FrameSource
 from .store import Store, connect
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .frames.table import FrameTable
-from .source import DEFAULT_BATCH_SIZE, check_no_split
+from .source import DEFAULT_BATCH_SIZE, SourceBase, SourceDescription, check_no_split, no_runs
 
 __all__ = ["Dataset"]
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
 
     import polars as pl
     import pyarrow as pa
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from .workflows.sequences import SmoothingProposals
 
 
-class Dataset:
+class Dataset(SourceBase):
     """A dataset of frames: add, read, query, correct and audit (composed over its FrameTable, `table`).
 
     A FrameSource (hyperds.source) over one dataset.
@@ -161,6 +161,20 @@ class Dataset:
     @property
     def splits(self) -> list[str]:
         return []
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self.schema.names)
+
+    def describe(self) -> SourceDescription:
+        return SourceDescription("dataset", self.name)
+
+    def pinned(self) -> Dataset:
+        """This dataset fixed at the version it reads now (itself when already pinned)."""
+        return self if self.pinned_version is not None else self.at(self.version)
+
+    def record_run(self, run_id: str, info: Mapping[str, Any] | None = None, user: str | None = None) -> None:
+        raise no_runs(f"dataset {self.name!r}")
 
     # -- queries ---------------------------------------------------------------------------
     def query(self, sql: str) -> Query:

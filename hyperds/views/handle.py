@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from .. import consumers, storage
 from ..errors import ViewError, ViewImmutableError, ViewNotFoundError
-from ..source import DEFAULT_BATCH_SIZE
+from ..source import DEFAULT_BATCH_SIZE, SourceBase, SourceDescription
 from . import audit, catalog as cat
 from .checks import check_column_types
 from .codec import spec_from_row, to_row
@@ -103,7 +103,7 @@ def list_views(store: Store) -> pa.Table:
 
 
 # -- the view handle ---------------------------------------------------------------------------
-class View:
+class View(SourceBase):
     """One version (or the draft) of a named view; frames are resolved on first use.
 
     A FrameSource (hyperds.source): it owns the rules its consumers share — the label map and its
@@ -209,6 +209,27 @@ class View:
     def roots(self) -> dict[str, str | None]:
         """Dataset name -> the root its relative URIs resolve against (each dataset's own)."""
         return {name: self.store.dataset(name).root for name in self.spec.datasets}
+
+    @property
+    def column_names(self) -> list[str]:
+        """The frame columns of every pinned dataset, then `dataset`, `classes`, `split`."""
+        names: list[str] = []
+        for d, pin in self.pins.items():
+            names += [n for n in self.store.dataset(d).at(pin).schema.names if n not in names]
+        return names + ["dataset", "classes", "split"]
+
+    def describe(self) -> SourceDescription:
+        """kind "view": its name, version, status, digest, its SQL when it has one sub-query, its empty rule."""
+        return SourceDescription("view", self.name, self.version, self.status, self.digest,
+                                 None if len(self.spec.queries) > 1 else self.query, self.empty)
+
+    def count(self) -> int:
+        """Frames in the view (a published version: the recorded count)."""
+        return len(self)
+
+    def pinned(self) -> View:
+        """The view itself: a published version reads its pins; a draft resolves against the latest versions."""
+        return self
 
     # -- resolution ------------------------------------------------------------------------
     def _pins_now(self) -> tuple[dict[str, int], dict[str, Any]]:
