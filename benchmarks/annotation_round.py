@@ -17,8 +17,8 @@ import pyarrow as pa
 
 import hyperds
 from hyperds.frames.schema import ANNOTATION_TYPE
-from hyperds.versioning.review import queue_query
-from hyperds.versioning.select import select_frames
+from hyperds.workflows.review import queue_query
+from hyperds.workflows.select import select_frames
 
 DATA = Path(__file__).resolve().parent / ".data" / "annotation_round"
 

@@ -21,6 +21,8 @@ from .errors import (
     DatasetNotFoundError,
     DuplicateFrameError,
     EmbeddingError,
+    EvaluationError,
+    ExportError,
     FrameNotFoundError,
     HyperdsError,
     ImageLoadError,
@@ -29,6 +31,7 @@ from .errors import (
     LoaderError,
     MissingExtraError,
     OutputError,
+    PolicyError,
     PredictionError,
     QueryError,
     SchemaError,
@@ -40,23 +43,43 @@ from .errors import (
     ViewExistsError,
     ViewImmutableError,
     ViewNotFoundError,
+    WorkflowError,
 )
+from . import consumers
+from ._version import __version__ as __version__
 from .source import FrameSource
 from .store import Store, connect
 
 if TYPE_CHECKING:
     from .loaders.torch import FrameDataset, IterableFrameDataset
     from .query.query import Query
-    from .versioning.views import View
+    from .views.handle import View
 
-__version__ = "0.1.0"
+
+
+def _export() -> object:
+    from .export import export
+
+    return export
+
+
+def _evaluate() -> object:
+    from .evaluate import evaluate
+
+    return evaluate
+
+
+# view.export / query.export / view.evaluate: the consumer packages sit above views and queries, so this
+# top layer wires them in (hyperds.consumers), imported on first use.
+consumers.register("export", _export)
+consumers.register("evaluate", _evaluate)
 
 
 def __getattr__(name: str) -> object:
     # Imported on first use: View and Query pull in the query engine, which plain imports do not
     # need; the loaders need torch (an extra), so `import hyperds` works without it.
     if name == "View":
-        from .versioning.views import View
+        from .views.handle import View
 
         return View
     if name == "evaluate":  # a callable package: hyperds.evaluate(view, "MDv5a@5.0")
@@ -92,6 +115,8 @@ __all__ = [
     "DatasetNotFoundError",
     "DuplicateFrameError",
     "EmbeddingError",
+    "EvaluationError",
+    "ExportError",
     "FrameDataset",
     "FrameNotFoundError",
     "FrameSource",
@@ -103,6 +128,7 @@ __all__ = [
     "LoaderError",
     "MissingExtraError",
     "OutputError",
+    "PolicyError",
     "PredictionError",
     "Query",
     "QueryError",
@@ -117,6 +143,7 @@ __all__ = [
     "ViewExistsError",
     "ViewImmutableError",
     "ViewNotFoundError",
+    "WorkflowError",
     "connect",
     "evaluate",
     "view",

@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import StoreError
 from .frames.table import FrameTable
-from .source import DEFAULT_BATCH_SIZE, check_no_split
+from .source import DEFAULT_BATCH_SIZE, SourceBase, SourceDescription, check_no_split, no_runs
 
 __all__ = ["Dataset"]
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
 
     import polars as pl
     import pyarrow as pa
@@ -29,18 +29,18 @@ if TYPE_CHECKING:
     from .storage import Connection, Handle
 
     from .frames.embeddings import EmbeddingResult
-    from .versioning.review import AcceptResult
-    from .versioning.views import View
+    from .workflows.review import AcceptResult
+    from .views.handle import View
     from .frames.ingest import IngestReport
     from .query.query import Query
     from .versioning.changes import ChangeInput
     from .versioning.commits import CommitResult
-    from .versioning.predictions import PredictionResult
+    from .workflows.predictions import PredictionResult
     from .workflows.repeats import RepeatGroups, RepeatRejection
     from .workflows.sequences import SmoothingProposals
 
 
-class Dataset:
+class Dataset(SourceBase):
     """A dataset of frames: add, read, query, correct and audit (composed over its FrameTable, `table`).
 
     A FrameSource (hyperds.source) over one dataset.
@@ -179,6 +179,20 @@ class Dataset:
     def splits(self) -> list[str]:
         return []
 
+    @property
+    def column_names(self) -> list[str]:
+        return list(self.schema.names)
+
+    def describe(self) -> SourceDescription:
+        return SourceDescription("dataset", self.name)
+
+    def pinned(self) -> Dataset:
+        """This dataset fixed at the version it reads now (itself when already pinned)."""
+        return self if self.pinned_version is not None else self.at(self.version)
+
+    def record_run(self, run_id: str, info: Mapping[str, Any] | None = None, user: str | None = None) -> None:
+        raise no_runs(f"dataset {self.name!r}")
+
     # -- queries ---------------------------------------------------------------------------
     def query(self, sql: str) -> Query:
         """Frames selected by `sql` (boolean expression or SELECT … FROM <this dataset>); see hyperds.query.
@@ -258,7 +272,7 @@ class Dataset:
 
         `model` is name@version; its earlier unreviewed predictions on the covered frames are replaced.
         """
-        from .versioning.predictions import add_predictions
+        from .workflows.predictions import add_predictions
 
         return add_predictions(self, table, model=model, run_id=run_id, message=message)
 
@@ -299,13 +313,13 @@ class Dataset:
         self, threshold: float = 0.98, model: str | None = None, where: str | None = None, name: str | None = None
     ) -> View:
         """Draft view of frames with an unreviewed model detection below `threshold` (people review these)."""
-        from .versioning.review import review_queue
+        from .workflows.review import review_queue
 
         return review_queue(self, threshold=threshold, model=model, where=where, name=name)
 
     def auto_accept(self, threshold: float = 0.98, model: str | None = None) -> AcceptResult:
         """Accept, as one commit by `auto:threshold=<t>`, the detections of frames with none below `threshold`."""
-        from .versioning.review import auto_accept
+        from .workflows.review import auto_accept
 
         return auto_accept(self, threshold=threshold, model=model)
 
@@ -319,7 +333,7 @@ class Dataset:
         column: str = "embedding",
     ) -> View:
         """Draft view of the `k` frames to label next (uncertainty | random | diverse), never person-reviewed ones."""
-        from .versioning.select import select
+        from .workflows.select import select
 
         return select(self, k=k, strategy=strategy, where=where, seed=seed, name=name, column=column)
 

@@ -22,7 +22,7 @@ from .frames.headers import DEFAULT_BLOCK, read_headers
 from .frames.uris import resolve_uris
 from .fsio import open_filesystem, without_secrets
 from .source import single_root
-from .versioning.predictions import PredictionResult, check_model
+from .workflows.predictions import PredictionResult, check_model
 
 if TYPE_CHECKING:
     import ray.data

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     import polars as pl
 
     from .dataset import Dataset
-    from .versioning.cleanup import CleanupResult
-    from .versioning.views import View
+    from .views.cleanup import CleanupResult
+    from .views.handle import View
     from .workflows.policy import Policy
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class Store(Connection):
                 f"user column(s) {clash} redefine core frame columns with another type; "
                 "rename them (core columns: " + ", ".join(CORE_NAMES) + ")"
             )
-        from .versioning.identity import ID_KEY, new_id
+        from .views.identity import ID_KEY, new_id
 
         meta = {"hyperds.kind": "frames", ID_KEY: new_id()}
         if root:
@@ -116,13 +116,13 @@ class Store(Connection):
         """Delete a dataset and all its versions.
 
         A dataset that published views pin is dropped only with force=True; those views then say,
-        when read, that their dataset was dropped (see versioning.identity).
+        when read, that their dataset was dropped (see views.identity).
         """
         existing = self.datasets()
         if name not in existing:
             raise DatasetNotFoundError(name, existing, self.uri)
         if not force:
-            from .versioning.identity import views_pinning
+            from .views.identity import views_pinning
 
             pinned = views_pinning(self, name)
             if pinned:
@@ -162,25 +162,25 @@ class Store(Connection):
         each sub-query's sampling share, `split` = {"by": "site"|"seq_id", "fractions": {...}, "seed": 0};
         `empty` = "keep" keeps frames left without a class (default "drop": rejected labels are no class).
         """
-        from .versioning.views import create_view
+        from .views.handle import create_view
 
         return create_view(self, name, query, datasets, label_map, weights, split, message, unknown_labels, empty)
 
     def view(self, name: str, version: str | None = None) -> View:
         """A view version (None: the latest published; "draft": the editable draft)."""
-        from .versioning.views import open_view
+        from .views.handle import open_view
 
         return open_view(self, name, version)
 
     def views(self) -> pa.Table:
         """Every view version and draft (name, version, status, frame_count, digest, parent, who, when, message)."""
-        from .versioning.views import list_views
+        from .views.handle import list_views
 
         return list_views(self)
 
     def runs(self, view: str | None = None, version: str | None = None) -> pa.Table:
         """Recorded runs (which run used which view version, its digest, when, who, info), oldest first."""
-        from .versioning.views import runs
+        from .views.audit import runs
 
         return runs(self, view, version)
 
@@ -206,6 +206,6 @@ class Store(Connection):
 
     def cleanup(self, older_than: datetime.timedelta = datetime.timedelta(days=7)) -> CleanupResult:
         """Remove table versions older than `older_than` except those pinned by published views."""
-        from .versioning.cleanup import cleanup
+        from .views.cleanup import cleanup
 
         return cleanup(self, older_than)

@@ -13,7 +13,7 @@ from conftest import DATA, run_cli
 
 from hyperds.errors import ExportError, PolicyError
 from hyperds.frames.importers import import_camtrap_dp, import_megadetector
-from hyperds.loaders.decode import decode_rgb
+from hyperds.images.decode import decode_rgb
 from hyperds.workflows.policy import blur_boxes
 
 SPECIES = "Mustela putorius"

@@ -10,7 +10,7 @@ from PIL import Image
 
 from hyperds.errors import ImageLoadError
 from hyperds.loaders import transforms as T
-from hyperds.loaders.decode import decode_rgb
+from hyperds.images.decode import decode_rgb
 from hyperds.loaders.torch import FrameDataset
 
 EDGE = DATA / "edge-cases"

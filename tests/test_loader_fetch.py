@@ -13,7 +13,7 @@ import pytest
 from conftest import DATA
 
 from hyperds.errors import LoaderError
-from hyperds.loaders.decode import decode_rgb
+from hyperds.images.decode import decode_rgb
 from hyperds.loaders.torch import FrameDataset
 
 THUMBS = DATA / "serengeti-thumbs"

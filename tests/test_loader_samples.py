@@ -16,7 +16,7 @@ from PIL import Image
 from hyperds.errors import LoaderError, ViewError
 from hyperds.loaders import transforms as T
 from hyperds.loaders.torch import FrameDataset, collate_detection, collate_sequences
-from hyperds.versioning import views as views_module
+from hyperds.views import handle as views_module
 
 FRAME_ID = operator.itemgetter("frame_id")
 

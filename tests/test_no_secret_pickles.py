@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 import hyperds
-from hyperds.loaders.fetch import Fetcher
+from hyperds.images.fetch import Fetcher
 from hyperds.loaders.torch import FrameDataset, IterableFrameDataset
 
 

@@ -23,7 +23,7 @@ from conftest import MD_JSON, run_cli
 
 from hyperds.errors import LoaderError, ViewError
 from hyperds.frames.summary import summarize
-from hyperds.versioning import catalog as cat
+from hyperds.views import catalog as cat
 
 REVIEWS = Path(__file__).resolve().parents[1] / "examples" / "review_round1.csv"
 THRESHOLD = 0.9

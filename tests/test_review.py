@@ -8,8 +8,8 @@ import pytest
 from conftest import MD_JSON
 
 from hyperds.errors import QueryError, SelectionError, ViewError
-from hyperds.versioning.review import accept_query, queue_query
-from hyperds.versioning.select import select_frames
+from hyperds.workflows.review import accept_query, queue_query
+from hyperds.workflows.select import select_frames
 
 THRESHOLD = 0.9  # the sample's best detection is 0.956, so the 0.98 default would accept nothing
 

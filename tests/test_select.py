@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from hyperds.errors import SelectionError
-from hyperds.versioning.select import select_frames
+from hyperds.workflows.select import select_frames
 
 CLUSTER_SIZES = (3, 40, 7, 25, 1, 12, 9)
 

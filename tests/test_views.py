@@ -21,7 +21,7 @@ from hyperds.errors import (
     ViewImmutableError,
     ViewNotFoundError,
 )
-from hyperds.versioning import cleanup as cleanup_mod
+from hyperds.views import cleanup as cleanup_mod
 
 SPECIES = ["lion", "zebra", "gazelle", "hyena", "empty"]
 
@@ -387,7 +387,7 @@ def test_failed_publish_leaves_no_trace(store, ds, monkeypatch):
     def boom(*_a, **_k):
         raise OSError("disk full")
 
-    monkeypatch.setattr("hyperds.versioning.catalog.append_row", boom)
+    monkeypatch.setattr("hyperds.views.catalog.append_row", boom)
     with pytest.raises(OSError, match="disk full"):
         draft.publish()
     assert _state(store) == state

@@ -79,3 +79,45 @@ def test_store_query_view_commit_work_without_torch_and_loaders_name_the_extra(t
     for message, is_import_error in got["errors"].values():
         assert "pip install 'hyperds[torch]'" in message and is_import_error
 
+
+
+WEB_AND_POLICY = """
+import io, json, sys
+import hyperds
+from hyperds.frames.importers import import_megadetector
+from PIL import Image
+
+store = hyperds.connect(sys.argv[1])
+ds = store.create_dataset("md")
+import_megadetector(ds, sys.argv[2])
+view = store.create_view("all", "TRUE", datasets=["md"], empty="keep").publish()
+store.set_policy(author="t", people_labels=["person"], people="omit")
+result = view.export("csv", sys.argv[3], policy="public")
+from hyperds.images.decode import decode_rgb
+buf = io.BytesIO()
+Image.new("L", (8, 6)).save(buf, format="JPEG")
+decoded = decode_rgb(buf.getvalue())
+from starlette.testclient import TestClient
+from hyperds.web import create_app
+first = view.frame_ids()[0].as_py()
+with TestClient(create_app(store)) as client:
+    thumb = client.get("/image/thumb", params={"dataset": "md", "frame_id": first})
+print(json.dumps({
+    "exported": result.frames, "view_frames": len(view), "policy": result.provenance.get("policy"),
+    "decoded": [decoded.mode, decoded.size[0], decoded.size[1]], "thumb": thumb.status_code,
+    "thumb_type": thumb.headers.get("content-type"),
+    "torch_loaded": any(m == "torch" or m.startswith("torch.") for m in sys.modules),
+}))
+"""
+
+
+def test_web_images_and_an_export_with_the_policy_work_without_torch(tmp_path):
+    """`pip install hyperds[web]` needs no torch: the web app and its image path (images.fetch/decode, shared
+    with the loaders) and an export that applies the store's policy run with torch hidden."""
+    done = _run(WEB_AND_POLICY, str(tmp_path / "store"), str(MD_JSON), str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["torch_loaded"] is False
+    assert 0 < got["exported"] <= got["view_frames"] and got["policy"]["name"] == "public"
+    assert got["decoded"] == ["RGB", 8, 6]
+    assert got["thumb"] == 200 and got["thumb_type"].startswith("image/")  # the image, or the grey SVG naming why

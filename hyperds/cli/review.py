@@ -6,8 +6,8 @@ import argparse
 
 import pyarrow as pa
 
-from ..versioning.review import DEFAULT_THRESHOLD
-from ..versioning.select import STRATEGIES, select_frames, selection_view
+from ..workflows.review import DEFAULT_THRESHOLD
+from ..workflows.select import STRATEGIES, select_frames, selection_view
 from ._common import add_output_args, open_store, write_table
 
 

@@ -73,20 +73,18 @@ def evaluate(
     if iou == 0:
         raise EvaluationError("iou must be above 0: boxes that do not overlap never match")
     src = read_source(on)
-    if src.view is not None and src.view.empty == "drop":
+    if src.is_view and src.described.empty == "drop":
         log.warning("view %r %s drops frames whose labels were all rejected, and with them the model's false "
                     "positives there; create the view with empty='keep' to count them", src.name, src.version)
-    where = (f"view {src.name!r} version {src.version}" if src.view is not None
-             else f"dataset {src.name!r} at version {src.pins[src.name]}")
+    where = src.where()
     sides = split_sides(src, predictions, truth, frames, rule_reviews)
     sides = apply_label_maps(sides, src.label_map, label_map, where)
     if class_agnostic:
         sides = dataclasses.replace(sides, predictions=_one_class(sides.predictions), truth=_one_class(sides.truth))
     report = _score(src, sides, iou, threshold, target_precision, max_dets, class_agnostic)
-    view = src.view
-    if record and view is not None and view.published:
+    if record and src.described.published:
         run_id = run_id or f"eval-{uuid.uuid4().hex[:12]}"
-        view.record_run(run_id, info={"kind": "evaluation", "model": predictions, "truth": sides.truth_spec,
+        src.source.record_run(run_id, info={"kind": "evaluation", "model": predictions, "truth": sides.truth_spec,
                                       "iou": iou, "threshold": threshold, "class_agnostic": class_agnostic,
                                       "metrics": report.metrics()})
         report.meta["run_id"] = run_id

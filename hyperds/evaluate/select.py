@@ -140,9 +140,7 @@ def _map(df: pl.DataFrame, mapping: dict[str, str], drop: bool) -> pl.DataFrame:
 
 
 def _where(src: Source) -> str:
-    if src.view is not None:
-        return f"view {src.name!r} version {src.version}"
-    return f"dataset {src.name!r} at version {src.pins[src.name]}"
+    return src.where()
 
 
 def _no_predictions(src: Source, predictions: str) -> str:

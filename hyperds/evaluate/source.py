@@ -1,7 +1,6 @@
 """What an evaluation reads: the frames and annotations of a View, Dataset or Query at pinned versions.
 
-`read_source` is the one place that touches the source objects (to switch to the FrameSource protocol
-later). Besides the pinned rows it restores the model's own output where people took an annotation over:
+`read_source` is the one place that reads the source, through the FrameSource protocol only. Besides the pinned rows it restores the model's own output where people took an annotation over:
 a relabel, a moved box or a correction with a new label makes the annotation the person's (the model's
 label, box and confidence are gone from the row), and a deleted one is gone. Their model values come
 from the `before` of the history event that took them over, read up to the pinned version only, so a
@@ -20,6 +19,7 @@ import pyarrow.compute as pc
 
 from ..errors import EvaluationError
 from ..frames.schema import ANNOTATION_TYPE
+from ..source import FrameSource, SourceBase, SourceDescription
 from ..versioning.changes import flatten_annotations
 
 FIELDS = ("ann_id", "label", "bbox", "confidence", "source_kind", "source", "review_status", "reviewed_by", "level")
@@ -29,45 +29,61 @@ FIELDS = ("ann_id", "label", "bbox", "confidence", "source_kind", "source", "rev
 class Source:
     """Pinned frames (manifest order) and their annotations, flattened, with restored model output."""
 
-    store: Any
-    view: Any  # the View, or None for a Dataset / Query
-    name: str  # view or dataset name
-    version: str | None  # view version ("draft" for a draft), None for a dataset
+    source: FrameSource  # what was read, fixed at its pins (a published run is recorded through it)
+    described: SourceDescription
     pins: dict[str, int]
     frames: pl.DataFrame  # dataset, frame_id, seq_id
     annotations: pl.DataFrame  # _frame (row in frames), FIELDS, _restored (bool)
     label_map: dict[str, str] | None
 
+    @property
+    def store(self) -> Any:
+        return self.source.store
 
-def read_source(on: Any) -> Source:
-    """Read `on` (a View, Dataset or Query) once, at the versions it pins (a Dataset: its current one)."""
-    from ..dataset import Dataset
-    from ..query.query import Query
-    from ..versioning.views import View
+    @property
+    def name(self) -> str:
+        return self.described.name  # view or dataset name
 
-    cols = ["frame_id", "seq_id", "annotations"]
-    store = on.store
-    if isinstance(on, View):
-        rows = on.to_arrow(columns=["dataset", *cols])
-        pins = dict(on.pins)  # recorded for a published view; each dataset's current version for a draft
-        lm = on.label_map  # with unknown='keep' every label the view holds maps to itself
-        seen = pc.list_flatten(on.to_arrow(columns=["labels"]).column("labels")).unique().to_pylist()
-        label_map = lm.as_dict(seen) if lm is not None else None
-        name, version, view = on.name, on.version, on
-    elif isinstance(on, (Query, Dataset)):
-        # Read one dataset at one version, so the restored model values below come from the same one.
-        table = on.table if isinstance(on, Query) else on
-        pinned = table if table.pinned_version is not None else table.at(table.version)
-        rows = (Query(pinned, on.text) if isinstance(on, Query) else pinned).to_arrow(columns=cols)
-        rows = rows.append_column("dataset", pa.array([table.name] * rows.num_rows, pa.string()))
-        pins, name, version, view, label_map = {table.name: pinned.version}, table.name, None, None, None
-    else:
+    @property
+    def version(self) -> str | None:
+        return self.described.version  # view version ("draft" for a draft), None for a dataset
+
+    @property
+    def is_view(self) -> bool:
+        return self.described.kind == "view"
+
+    def where(self) -> str:
+        """What was evaluated, for messages: the view version, or the dataset at its version."""
+        if self.is_view:
+            return f"view {self.name!r} version {self.version}"
+        return f"dataset {self.name!r} at version {self.pins[self.name]}"
+
+
+def read_source(on: FrameSource) -> Source:
+    """Read `on` (a View, Dataset or Query) once, at the versions it pins (a Dataset: its current one).
+
+    `pinned()` fixes a Dataset or Query at one version, so the restored model values below come from
+    the same one; a view reads its pins (a draft: each dataset's latest)."""
+    if isinstance(on, pa.Table) or not isinstance(on, SourceBase):
         raise EvaluationError(f"evaluate a View, Dataset or Query, not {type(on).__name__}")
+    fixed = on.pinned()
+    described = fixed.describe()
+    cols = ["frame_id", "seq_id", "annotations"]
+    many = described.kind == "view"  # a view's rows say their dataset; a Dataset or Query reads one
+    rows = fixed.to_arrow(columns=["dataset", *cols] if many else cols)
+    pins = dict(fixed.pins)  # recorded for a published view; each dataset's current version for a draft
+    if not many:
+        (name,) = pins
+        rows = rows.append_column("dataset", pa.array([name] * rows.num_rows, pa.string()))
+    label_map = None
+    if fixed.label_map is not None:  # with unknown='keep' every label the view holds maps to itself
+        seen = pc.list_flatten(fixed.to_arrow(columns=["labels"]).column("labels")).unique().to_pylist()
+        label_map = fixed.label_map.as_dict(seen)
     frames = pl.from_arrow(rows.select(["dataset", "frame_id", "seq_id"]))
     current = _flatten(rows)
-    restored = _restored(store, pins, frames, current)
+    restored = _restored(fixed.store, pins, frames, current)
     annotations = pl.concat([current, restored], how="vertical_relaxed") if restored.height else current
-    return Source(store, view, name, version, pins, frames, annotations, label_map)
+    return Source(fixed, described, pins, frames, annotations, label_map)
 
 
 def _flatten(rows: pa.Table) -> pl.DataFrame:

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ExportError
 from .destination import Destination
-from .source import SourceInfo, available_columns, count_rows, describe, iter_batches, resolved_uris
+from .source import SourceInfo, describe, iter_batches, resolved_uris
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class Writer(Protocol):
 
 def provenance(info: SourceInfo, fmt: str, exported_at: dt.datetime, options: dict[str, Any]) -> dict[str, Any]:
     """The block every file set carries: source (view name, version, digest, pinned datasets), tool, time."""
-    from .. import __version__
+    from .._version import __version__
 
     shown = {k: v for k, v in sorted(options.items()) if k not in ("storage_options", "exported_at") and v is not None}
     return {
@@ -192,8 +192,8 @@ def export(source: Any, format: str, dest: str, **options: Any) -> ExportResult:
     _prepass(source, ctx, writer, batch_size)
     ctx.folder = destination.stage()
     try:
-        total = count_rows(source)
-        columns = writer_cls.columns or available_columns(source, info)
+        total = source.count()
+        columns = writer_cls.columns or source.column_names
         with tqdm(total=total, desc=f"export {format}", unit="frame", leave=False) as bar:
             for table in iter_batches(source, info, [*columns, "annotations", "dataset", "classes", "split"], batch_size):
                 bar.update(table.num_rows)
@@ -213,8 +213,8 @@ def export(source: Any, format: str, dest: str, **options: Any) -> ExportResult:
         destination.abort()
         raise
     result = ExportResult(format, str(destination), ctx.frames, ctx.annotations, files, prov, dict(ctx.skipped))
-    if info.view is not None and info.view.published:
-        info.view.record_run(
+    if info.described.published:
+        source.record_run(
             run_id or f"export-{uuid.uuid4().hex[:12]}",
             info={"kind": "export", "format": format, "dest": str(destination), "frames": ctx.frames,
                   "annotations": ctx.annotations, "exported_at": prov["exported_at"]},

@@ -31,7 +31,7 @@ import polars as pl
 import pyarrow as pa
 
 from ..errors import ExportError
-from ..frames.package_meta import read_deployments, read_package
+from ..frames.package_meta import deployment_id, read_deployments, read_package
 from .base import ExportContext, precheck_frames
 
 PROFILE = "https://raw.githubusercontent.com/tdwg/camtrap-dp/1.0.2/camtrap-dp-profile.json"
@@ -63,15 +63,6 @@ DEPLOYMENT_COLUMNS = ("deploymentID", "locationID", "locationName", "latitude", 
                       "deploymentComments")
 _MEDIATYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".tif": "image/tiff",
                ".tiff": "image/tiff", ".gif": "image/gif", ".mp4": "video/mp4", ".avi": "video/x-msvideo"}
-
-
-def deployment_id(df: pl.DataFrame) -> pl.Expr:
-    """A frame's deploymentID: its deployment, else site/camera, else 'unknown'."""
-    def col(name: str) -> pl.Expr:
-        return pl.col(name) if name in df.columns else pl.lit(None, pl.String)
-
-    joined = pl.concat_str([col("site"), col("camera")], separator="/", ignore_nulls=True)
-    return pl.coalesce(col("deployment"), pl.when(joined != "").then(joined), pl.lit("unknown")).alias("deploymentID")
 
 
 def _text(expr: pl.Expr) -> pl.Expr:

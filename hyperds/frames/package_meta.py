@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
 
 DEPLOYMENTS_KEY = "hyperds.camtrap.deployments"
@@ -57,3 +58,13 @@ def merged_metadata(schema: pa.Schema, deployments: pa.Table, package: dict[str,
     if read_package(schema) is None:
         out[PACKAGE_KEY] = json.dumps(package, ensure_ascii=False, sort_keys=True)
     return out
+
+
+def deployment_id(df: pl.DataFrame) -> pl.Expr:
+    """A frame's Camtrap DP deploymentID: its deployment, else site/camera, else 'unknown'. Shared by the
+    Camtrap DP export and the policy, which coarsens locations by the deployment an export would name."""
+    def col(name: str) -> pl.Expr:
+        return pl.col(name) if name in df.columns else pl.lit(None, pl.String)
+
+    joined = pl.concat_str([col("site"), col("camera")], separator="/", ignore_nulls=True)
+    return pl.coalesce(col("deployment"), pl.when(joined != "").then(joined), pl.lit("unknown")).alias("deploymentID")

@@ -2,7 +2,7 @@
 
 Built once per loader with vectorised Arrow compute: class ids per frame (a CSR list), annotation
 boxes per frame, and sequence (burst) membership. Forked workers share these pages unchanged.
-(Not the view manifest: that is versioning.manifest.) Internal to hyperds.loaders.
+(Not the view manifest: that is views.manifest.) Internal to hyperds.loaders.
 """
 
 from __future__ import annotations

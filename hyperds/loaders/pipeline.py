@@ -22,8 +22,8 @@ from torch.utils.data import get_worker_info
 from ..errors import ImageLoadError
 from ..frames.uris import resolve_uris
 from ..fsio import split_protocol
-from .decode import DECODE_ERRORS, decode_rgb
-from .fetch import Fetcher
+from ..images.decode import DECODE_ERRORS, decode_rgb
+from ..images.fetch import Fetcher
 from .plan import Region
 
 BoxesFor = Callable[[int, int, int], Any]  # (frame row, width, height) -> boxes handed to the transform

@@ -22,7 +22,7 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 from ..errors import ImageLoadError, LoaderError
 from ..source import single_root
 from . import index
-from .fetch import Fetcher
+from ..images.fetch import Fetcher
 from .pipeline import ImagePipeline
 from .plan import UNITS, CropPlan, FramePlan, SamplePlan, SequencePlan
 from .targets import TARGETS, TargetEncoder, check_target, make_target
@@ -114,7 +114,7 @@ class FrameDataset(Dataset):
     ):
         self._check_arguments(target, unit, on_error, crop_padding, max_frames)
         table_source = isinstance(source, pa.Table)
-        if record_run is not None and not isinstance(source, _view_class()):
+        if record_run is not None and (table_source or source.describe().kind != "view"):
             raise LoaderError(
                 f"record_run={record_run!r} needs a published view as the source, not {type(source).__name__}; "
                 "publish a view and pass it (or drop record_run)"
@@ -300,13 +300,6 @@ class FrameDataset(Dataset):
         uris = [uri for _, uri, _ in loaded]
         image = self._plan.collect([out[0] for _, _, out in loaded])
         return image, self._target.encode(index, rows, uris, [out[1] for _, _, out in loaded])
-
-
-def _view_class() -> type:
-    """View, imported on first use (record_run needs a published view: the one source that records runs)."""
-    from ..versioning.views import View
-
-    return View
 
 
 class IterableFrameDataset(IterableDataset):

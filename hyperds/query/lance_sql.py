@@ -62,6 +62,11 @@ def eq(name: str, value: Any) -> str:
     return render(compare(name, "=", value))
 
 
+def ne(name: str, value: Any) -> str:
+    """`name != value` (SQL three-valued: a null `name` does not pass)."""
+    return render(compare(name, "!=", value))
+
+
 def le(name: str, value: Any) -> str:
     return render(compare(name, "<=", value))
 

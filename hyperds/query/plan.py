@@ -19,8 +19,8 @@ import numpy as np
 import pyarrow as pa
 
 from . import ast as a
-from .lance_sql import sql_literal
-from .rules import NOT_REJECTED_FILTER, excludes_rejected, is_not_rejected_test
+from .lance_sql import all_of, sql_literal
+from .rules import excludes_rejected, is_not_rejected_test, not_rejected_filter
 
 # SQL words a column may be named after; such names are quoted in Lance filters
 _KEYWORDS = set(
@@ -258,7 +258,7 @@ def _side_term(term: a.Node, cond: a.Node | None, skip_rejected: bool, op: str, 
     if cond is not None and text is None:
         return None
     if skip_rejected:
-        text = NOT_REJECTED_FILTER if text is None else f"({NOT_REJECTED_FILTER}) AND ({text})"
+        text = all_of(not_rejected_filter(), text)
     return SideTerm(term, text, op, n)
 
 

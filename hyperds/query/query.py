@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import storage
+from .. import consumers, storage
 from ..errors import QueryError
-from ..source import DEFAULT_BATCH_SIZE, check_no_split
+from ..source import DEFAULT_BATCH_SIZE, SourceBase, SourceDescription, check_no_split, no_runs
 from . import ast as a
 from .lance_sql import all_of, isin
 from .parse import Statement, parse
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 _IN_LIST_LIMIT = 500
 
 
-class Query:
+class Query(SourceBase):
     """Frames of `table` selected by `text` (a boolean expression or SELECT … FROM <dataset> …).
 
     A FrameSource (hyperds.source) over its one dataset."""
@@ -155,10 +155,9 @@ class Query:
 
     def export(self, format: str, dest: str, **options: Any) -> ExportResult:
         """Write the matching frames to `dest` (folder or s3:// prefix) as `format` (camtrap-dp, coco-ct,
-        megadetector, yolo, csv), with provenance; see hyperds.export.export for the options."""
-        from ..export import export
-
-        return export(self, format, dest, **options)
+        megadetector, yolo, csv), with provenance; see hyperds.export.export for the options (the export
+        package sits above the query engine: its entry point is registered in hyperds.consumers)."""
+        return consumers.call("export", self, format, dest, **options)
 
     def explain(self) -> str:
         """The pushed Lance filter, the residual, the side-table use and Lance's physical plans."""
@@ -217,6 +216,21 @@ class Query:
     @property
     def splits(self) -> list[str]:
         return []
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self.output_columns)
+
+    def describe(self) -> SourceDescription:
+        return SourceDescription("query", self.table.name, query=self.sql)
+
+    def pinned(self) -> Query:
+        """This query over its dataset fixed at the version it reads now."""
+        table = self.table if self.table.pinned_version is not None else self.table.at(self.table.version)
+        return self if table is self.table else Query(table, self.text, self.rule)
+
+    def record_run(self, run_id: str, info: Mapping[str, Any] | None = None, user: str | None = None) -> None:
+        raise no_runs(f"query {self.sql!r} on dataset {self.table.name!r}")
 
     # -- internals -----------------------------------------------------------------------------
     def _check_columns(self, names: list[str], have: list[str]) -> None:

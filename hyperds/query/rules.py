@@ -22,6 +22,7 @@ from dataclasses import replace
 
 from ..errors import QueryError
 from . import ast as a
+from .lance_sql import ne
 
 RULE_SEES_REJECTED = 1
 RULE_SKIPS_REJECTED = 2
@@ -30,8 +31,12 @@ RULES = (RULE_SEES_REJECTED, RULE_SKIPS_REJECTED)
 
 REJECTED = "rejected"
 STATUS_FIELD = "review_status"
-# Lance (side table) form of "this annotation is not rejected"
-NOT_REJECTED_FILTER = f"{STATUS_FIELD} != '{REJECTED}'"
+
+
+def not_rejected_filter() -> str:
+    """The Lance (side table) filter "this annotation is not rejected", rendered by query.lance_sql (a
+    function, not a constant: the renderer compiles through plan.py, which imports this module)."""
+    return ne(STATUS_FIELD, REJECTED)
 
 
 def names_review_status(cond: a.Node | None) -> bool:

@@ -1,8 +1,8 @@
-"""Versioning: commits and history, views (catalog, manifest, label maps, splits), workflows (review,
-select, predictions) and cleanup.
+"""Versioning: corrections as commits (`changes`, `commits`) and their history (`history`).
 
-Internal: reach these through Store, Dataset and View (hyperds exports them); the modules here move
-as the layout settles.
+Views (pinned, named selections over these versions) are the package above, hyperds.views; the
+workflows that decide corrections (review, select, predictions, ...) are hyperds.workflows.
+Internal: reach these through Dataset (hyperds exports it).
 """
 
 __all__: list[str] = []

@@ -3,7 +3,7 @@
 The request names a dataset and a frame_id only; the image is read from the URI stored on that
 frame (resolved against the dataset's root) through the store's storage options, so no path or URL
 from a request reaches a file system. JPEGs decode at reduced scale (`draft`), EXIF orientation is
-applied and every mode becomes RGB (loaders.decode). Results are kept in a size-bounded disk cache
+applied and every mode becomes RGB (images.decode). Results are kept in a size-bounded disk cache
 keyed by (store, dataset, frame_id, size): a frame's URI never changes through commits, so a cached
 image is served without reading the frame row. An unreadable image gives a placeholder naming why.
 """
@@ -24,8 +24,8 @@ import pyarrow as pa
 from PIL import Image
 
 from ..frames.uris import resolve_uris
-from ..loaders.decode import DECODE_ERRORS, decode_rgb
-from ..loaders.fetch import Fetcher
+from ..images.decode import DECODE_ERRORS, decode_rgb
+from ..images.fetch import Fetcher
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,11 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import storage
 from ..errors import PolicyError
+from ..frames.package_meta import deployment_id
 from ..frames.schema import UTC_US
-from .source import read_rows
+from ..source import read_present
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -79,12 +81,10 @@ class Policy:
 
 
 def _rows(store: Store) -> pl.DataFrame:
-    from ..versioning.catalog import existing
-
-    handle = existing(store, POLICY)
+    handle = store.existing(POLICY)
     if handle is None:
         return pl.from_arrow(POLICY_SCHEMA.empty_table())
-    return pl.from_arrow(handle.to_table())
+    return pl.from_arrow(storage.scan.read(handle))
 
 
 def _from_row(row: dict[str, Any], version: int) -> Policy:
@@ -125,7 +125,7 @@ def set_policy(store: Store, author: str, message: str = "", **settings: Any) ->
     policy_id = uuid.uuid4().hex
     row = {"policy_id": policy_id, **checked, "based_on": current.version, "author": author.strip(),
            "created_at": dt.datetime.now(dt.UTC), "message": message or ""}
-    store.catalog(POLICY, POLICY_SCHEMA).insert(pa.Table.from_pylist([row], schema=POLICY_SCHEMA))
+    storage.writes.append(store.catalog(POLICY, POLICY_SCHEMA), pa.Table.from_pylist([row], schema=POLICY_SCHEMA))
     ids = _rows(store)["policy_id"].to_list()
     return get_policy(store, ids.index(policy_id) + 1)
 
@@ -257,8 +257,8 @@ class PolicyPlan:
         rows = frames.filter(pl.col("frame_id").is_in(list(self.blur)))
         if rows.height == 0:
             return frames
-        from ..loaders.decode import DECODE_ERRORS, decode_rgb
-        from ..loaders.fetch import Fetcher
+        from ..images.decode import DECODE_ERRORS, decode_rgb
+        from ..images.fetch import Fetcher
 
         fetcher = Fetcher(storage_options or {})
         (folder / "blurred").mkdir(exist_ok=True)
@@ -290,8 +290,6 @@ def _safe(text: str) -> str:
 
 def location_ids(df: pl.DataFrame) -> pl.Series:
     """Each row's location: its deploymentID as Camtrap DP export writes it (deployment, else site/camera)."""
-    from ..export.camtrap_dp import deployment_id
-
     return df.select(deployment_id(df)).to_series()
 
 
@@ -304,7 +302,7 @@ def build_plan(source: Any, name: str | None, store: Store | None = None, datase
         raise PolicyError(f"unknown policy {name!r}; use 'public' (apply the store's policy) or 'full' (none)")
     store = store if store is not None else _store_of(source)
     policy = get_policy(store)
-    rows = read_rows(source, ["frame_id", "dataset", "labels", "annotations", "deployment", "site", "camera"])
+    rows = read_present(source, ["frame_id", "dataset", "labels", "annotations", "deployment", "site", "camera"])
     df = pl.from_arrow(rows.drop_columns([c for c in ("annotations", "labels") if c in rows.column_names]))
     if "dataset" not in df.columns:
         one = dataset or ("" if isinstance(source, pa.Table) else next(iter(source.pins), ""))

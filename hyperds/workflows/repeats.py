@@ -22,7 +22,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import storage
 from ..errors import WorkflowError
+from ..query.lance_sql import eq
 from ..frames.rows import sql_literal
 from ..frames.schema import BBOX_TYPE, UTC_US
 from .boxes import flatten, iou_pairs, overlap_components
@@ -219,7 +221,7 @@ def summarise(grouped: pl.DataFrame, examples: int = 5) -> tuple[pl.DataFrame, p
 
 def frames_view(ds: Dataset, result: RepeatGroups, name: str | None = None) -> Any:
     """The draft view `name` (default `<dataset>-repeats`) of exactly the frames the groups touch."""
-    from ..versioning.review import draft_view, view_name
+    from ..workflows.review import draft_view, view_name
 
     name = view_name(ds, name, "repeats")
     ids = ", ".join(sql_literal(f) for f in result.detections["frame_id"].unique().sort().to_list())
@@ -265,7 +267,7 @@ def reject_repeats(
     commit = ds.commit(changes.to_arrow(), author=reviewer, message=f"{text} (chosen by {author.strip()})")
     record = record.set_column(record.schema.get_field_index("commit_id"), "commit_id",
                                pa.repeat(pa.scalar(commit.commit_id), record.num_rows))
-    ds.store.catalog(GROUPS, GROUPS_SCHEMA).insert(record)
+    storage.writes.append(ds.store.catalog(GROUPS, GROUPS_SCHEMA), record)
     log.info("%s: %s", ds.name, text)
     return RepeatRejection(commit, names, changes.height, reviewer)
 
@@ -286,12 +288,10 @@ def _rows(ds: Dataset, chosen: RepeatGroups, author: str) -> pa.Table:
 
 def stored_groups(ds: Dataset, active: bool = True) -> pl.DataFrame:
     """The `_repeat_groups` rows of `ds`: with `active`, the latest row of each group if it is still rejected."""
-    from ..versioning.catalog import existing
-
-    handle = existing(ds.store, GROUPS)
+    handle = ds.store.existing(GROUPS)
     if handle is None:
         return pl.from_arrow(GROUPS_SCHEMA.empty_table())
-    rows = pl.from_arrow(handle.to_table(filter=f"dataset = {sql_literal(ds.name)}"))
+    rows = pl.from_arrow(storage.scan.read(handle, filter=eq("dataset", ds.name)))
     if active:
         rows = rows.with_row_index("_order").sort("_order").group_by("group", maintain_order=True).last()
         rows = rows.filter(pl.col("status") == "rejected").drop("_order")
@@ -324,7 +324,7 @@ def _record_undone(ds: Dataset, rows: pl.DataFrame, commit_id: str, author: str)
     out = rows.with_columns(status=pl.lit("undone"), commit_id=pl.lit(commit_id), author=pl.lit(author),
                             created_at=pl.lit(dt.datetime.now(dt.UTC)))
     table = pa.Table.from_pylist(out.select(GROUPS_SCHEMA.names).to_dicts(), schema=GROUPS_SCHEMA)
-    ds.store.catalog(GROUPS, GROUPS_SCHEMA).insert(table)
+    storage.writes.append(ds.store.catalog(GROUPS, GROUPS_SCHEMA), table)
 
 
 def check_repeats(ds: Dataset, frames: Any = None, iou: float | None = None) -> RepeatGroups:

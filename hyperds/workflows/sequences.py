@@ -29,7 +29,7 @@ import polars as pl
 
 from ..errors import WorkflowError
 from .boxes import flatten
-from .source import read_rows
+from ..source import read_present
 
 if TYPE_CHECKING:
     from ..dataset import Dataset
@@ -46,7 +46,7 @@ _PROPOSAL_COLUMNS = {"frame_id": pl.String, "seq_id": pl.String, "revision": pl.
 
 def _annotations(source: Any, empty_labels: tuple[str, ...]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(frames: frame_id, seq_id, revision; live media-level annotations with `_empty` and `_person` flags)."""
-    rows = read_rows(source, ["frame_id", "seq_id", "revision", "annotations"])
+    rows = read_present(source, ["frame_id", "seq_id", "revision", "annotations"])
     if "seq_id" not in rows.column_names:
         raise WorkflowError("the frames have no seq_id column: sequences need bursts (import them, or ingest "
                             "with burst detection)")
@@ -206,7 +206,7 @@ def smooth_sequences(
     out = SmoothingProposals(ds, version, float(min_confidence), float(min_share), table)
     if view and table.height:
         from ..frames.rows import sql_literal
-        from ..versioning.review import draft_view, view_name
+        from ..workflows.review import draft_view, view_name
 
         chosen = view_name(ds, name, "smoothing")
         ids = ", ".join(sql_literal(f) for f in table["frame_id"].to_list())

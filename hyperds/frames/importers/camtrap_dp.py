@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from ... import storage
 from ...errors import SourceFormatError
 from ..package_meta import merged_metadata
 from ..table import FrameTable
@@ -203,8 +204,8 @@ def _keep_package(ds: FrameTable, deployments: pa.Table, pkg: dict) -> None:
     metadata, one Lance version, only when something is new), so an export can give them back."""
     entries = merged_metadata(ds.schema, deployments, {k: v for k, v in pkg.items() if k != "resources"})
     if entries:
-        ds.lance().update_schema_metadata(entries)
-        ds._ds = None
+        storage.writes.set_schema_metadata(ds.handle(), entries)
+        ds.invalidate()
 
 
 def _observations(obs: _Resource, media_ids: pa.Array, tz: str) -> tuple[pa.StructArray, np.ndarray, np.ndarray, int]:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ...dataset import Dataset
 from ...frames.rows import sql_literal
-from ...store import Store
 from .. import params
+
+if TYPE_CHECKING:
+    from ...dataset import Dataset
+    from ...store import Store
 
 __all__ = ["sql_literal", "store_of", "dataset", "render", "plain", "frame_json"]
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,50 +28,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import storage
-from ..errors import IntegrityError
+from ..errors import DatasetNotFoundError, IntegrityError
 from ..frames.table import FrameTable
 from ..query.query import Query
-from ..query.rules import CURRENT_RULE, RULE_SKIPS_REJECTED
-from .labelmap import LabelMap
-from .splits import SplitSpec
 
 if TYPE_CHECKING:
     from ..storage import Handle
     from ..store import Store
+    from .spec import SubQuery, ViewSpec
 
 DIGEST_HEADER = b"hyperds-manifest/1\n"
 DERIVED = ("dataset", "subquery", "classes", "split", "weight")
 DIGEST_COLUMNS = ("dataset", "frame_id", "uri", "revision", "labels", "classes", "annotations", "split", "subquery")
 _US, _RS, _GS = "\x1f", "\x1e", "\x1d"
 _DIGEST_BATCH = 500_000
-
-
-@dataclass(frozen=True)
-class SubQuery:
-    """One sub-query of a view: its name, normalised SQL, and sampling weight."""
-
-    name: str
-    sql: str
-    weight: float = 1.0
-
-
-@dataclass(frozen=True)
-class ViewSpec:
-    """What a view selects: sub-queries over datasets, a label map and a split."""
-
-    queries: tuple[SubQuery, ...]
-    datasets: tuple[str, ...]
-    label_map: LabelMap | None = None
-    split: SplitSpec | None = None
-    empty: str = "drop"  # frames left without a class: "drop" them or "keep" them (rule 2)
-    rule: int = CURRENT_RULE  # the rejected-annotations rule it resolves under (hyperds.query.rules)
-
-    @property
-    def keeps_empty(self) -> bool:
-        """Does the view keep frames left without a class? (Rule 1: only when it has no label map.)"""
-        if self.rule < RULE_SKIPS_REJECTED:
-            return self.label_map is None
-        return self.empty == "keep"
 
 
 def resolve(store: Store, spec: ViewSpec, pins: dict[str, int], columns: Sequence[str] | None = None,
@@ -96,7 +65,7 @@ def resolve(store: Store, spec: ViewSpec, pins: dict[str, int], columns: Sequenc
         wanted & {"dataset", "subquery", "weight"})
     for name in spec.datasets:
         if name not in handles:  # `in`, not truthiness: a Lance dataset's truth value counts its rows
-            handles[name] = _open_pinned(store, name, pins[name])
+            handles[name] = open_pinned(store, name, pins[name])
     parts = [_resolve_dataset(store, spec, name, pins[name], _own_columns(frame_cols, name, handles), handles, keys)
              for name in sorted(spec.datasets)]
     table = parts[0] if len(parts) == 1 else pa.concat_tables(parts, promote_options="permissive")
@@ -121,7 +90,7 @@ def _own_columns(columns: list[str] | None, name: str, handles: dict[str, Handle
 def _resolve_dataset(store: Store, spec: ViewSpec, name: str, version: int, columns: list[str] | None,
                      handles: dict[str, Handle], keys: bool = True) -> pa.Table:
     if name not in handles:  # `in`, not truthiness: a Lance dataset's truth value counts its rows
-        handles[name] = _open_pinned(store, name, version)
+        handles[name] = open_pinned(store, name, version)
     pinned = FrameTable(store, name, version, handle=handles[name])
     tables = []
     for sub in spec.queries:
@@ -138,7 +107,16 @@ def _resolve_dataset(store: Store, spec: ViewSpec, name: str, version: int, colu
     return table.add_column(0, "dataset", _constant(name, table.num_rows)) if keys else table
 
 
-def _open_pinned(store: Store, name: str, version: int) -> Handle:
+def open_current(store: Store, datasets: Sequence[str]) -> dict[str, Handle]:
+    """Each dataset opened at its latest version (resolve and publish reuse these handles)."""
+    have = store.datasets()
+    for name in datasets:
+        if name not in have:
+            raise DatasetNotFoundError(name, have)
+    return {name: store.open_lance(name) for name in datasets}
+
+
+def open_pinned(store: Store, name: str, version: int) -> Handle:
     try:
         return store.open_lance(name, version=version)
     except storage.Missing as exc:

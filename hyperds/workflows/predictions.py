@@ -19,8 +19,8 @@ from ..errors import PredictionError, SchemaError
 from ..frames.normalize import FrameInput, bbox_out_of_range, to_arrow_table
 from ..frames.rows import Snapshot
 from ..frames.schema import BBOX_TYPE
-from .changes import cast_to, flatten_annotations
-from .commits import CommitResult, commit
+from ..versioning.changes import cast_to, flatten_annotations
+from ..versioning.commits import CommitResult, commit
 
 if TYPE_CHECKING:
     from ..frames.table import FrameTable

@@ -63,7 +63,7 @@ VIEWS_SCHEMA = pa.schema(
         pa.field("created_by", pa.string()),
         pa.field("created_at", UTC_US),
         pa.field("message", pa.string()),
-        # the identity (versioning.identity) of each pinned dataset; added to older `_views` tables on open
+        # the identity (views.identity) of each pinned dataset; added to older `_views` tables on open
         pa.field("dataset_ids", pa.list_(pa.struct([("dataset", pa.string()), ("id", pa.string())]))),
         # added with the rejected-annotations rule; a `_views` table written before it lacks them (see
         # views_table), and a row without them reads as rule 1 (hyperds.query.rules) and empty = "drop"
@@ -105,6 +105,16 @@ def check_version(version: str) -> None:
 def version_key(version: str) -> tuple[int, int]:
     major, minor = version.split(".")
     return int(major), int(minor)
+
+
+def sort_key(version: str) -> tuple[int, int]:
+    """Order of a view's versions: published ones by number, the draft after them all."""
+    return version_key(version) if version != DRAFT else (1 << 62, 0)
+
+
+def published_versions(rows: list[dict[str, Any]]) -> list[str]:
+    """The published versions among `_views` rows, oldest first."""
+    return sorted((r["version"] for r in rows if r["status"] == PUBLISHED), key=version_key)
 
 
 def tag_name(name: str, version: str) -> str:

@@ -16,7 +16,7 @@ import polars as pl
 
 from ..errors import SelectionError, ViewError
 from ..query import ast as a
-from .catalog import check_view_name
+from ..views.catalog import check_view_name
 
 if TYPE_CHECKING:
     from ..dataset import Dataset
@@ -92,7 +92,7 @@ def auto_accept(ds: Dataset, threshold: float = DEFAULT_THRESHOLD, model: str | 
     `reviewed_by` is `auto:threshold=<t>`. With nothing left to accept (e.g. a rerun) it commits
     nothing and returns frames=0, commit=None at the unchanged version.
     """
-    from .changes import flatten_annotations
+    from ..versioning.changes import flatten_annotations
 
     ds.require_writable()
     base = ds.version

@@ -17,7 +17,7 @@ import pyarrow as pa
 from ..errors import SelectionError
 from ..frames.embeddings import EMBEDDING_COLUMN, embedding_columns
 from ..query import ast as a
-from .changes import flatten_annotations
+from ..versioning.changes import flatten_annotations
 from .review import AUTO_REVIEWER_PREFIX, draft_view, view_name
 
 if TYPE_CHECKING:
