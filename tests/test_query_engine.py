@@ -214,13 +214,18 @@ def test_side_table_kept_per_version_and_fallback(ds, monkeypatch):
     assert ids(ds.query("count_annotations() > 1")) == ["f00", "f04"]
 
     ds.add_frames([_frame(9, "S1", dt.datetime(2024, 3, 6, tzinfo=UTC), [{"label": "lion", "confidence": 1.0}])])
-    stale = ds.query(q)
-    assert "side table: not used for frames version" in stale.explain()  # new version: nested-list scan
-    assert ids(stale) == ["f01", "f09"]
-    pinned = ds.at(v1).query(q)  # the old version keeps its own side table
+    carried = ds.query(q)  # the insert carried the side table to the new version
+    assert "built from frames version" in carried.explain() and ids(carried) == ["f01", "f09"]
+    v2 = ds.version
+    ds.table.add_frames([_frame(8, "S1", dt.datetime(2024, 3, 7, tzinfo=UTC), [{"label": "lion", "confidence": 1.0}])])
+    stale = ds.query(q)  # a write below the facade carries nothing: new version, nested-list scan
+    assert "side table: not used for frames version" in stale.explain()
+    assert ids(stale) == ["f01", "f08", "f09"]
+    pinned = ds.at(v1).query(q)  # old versions keep their own side tables
     assert "built from frames version" in pinned.explain() and ids(pinned) == ["f01"]
+    assert ids(ds.at(v2).query(q)) == ["f01", "f09"]
     build_annotation_table(ds)
-    assert ids(ds.query(q)) == ["f01", "f09"] and ids(ds.at(v1).query(q)) == ["f01"]
+    assert ids(ds.query(q)) == ["f01", "f08", "f09"] and ids(ds.at(v1).query(q)) == ["f01"]
 
 
 def test_side_table_skipped_when_pushdown_is_selective(ds):
