@@ -11,10 +11,15 @@ view and each one verifies, and a retry of what failed succeeds.
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,6 +34,7 @@ from hyperds.frames.importers import import_megadetector
 
 log = logging.getLogger(__name__)
 
+REPO = Path(__file__).resolve().parents[1]
 LAYOUT = "{site}/{camera}/{name}"
 IMAGES = sorted((DATA / "serengeti-thumbs").glob("*.JPG"))[:4]
 # Short client timeouts and few retries (Lance / object_store names; hyperds maps them for s3fs too), so a
@@ -262,3 +268,82 @@ def test_operation_under_fault_succeeds_or_raises_store_error_and_leaves_the_sto
     if error is not None:
         assert_store_error(world, error)
     CHECKS[operation](world, case, result)
+
+
+# -- catalog reads during an outage: only a real not-found is "none yet" ---------------------------------
+def _catalog_reads(st: hyperds.Store) -> dict[str, Callable[[], Any]]:
+    return {"views": st.views, "datasets": st.datasets, "dataset": lambda: st.dataset("md"),
+            "view": lambda: st.view("base")}
+
+
+def _no_retries(w: World, **more: str) -> dict[str, str]:
+    """The world's options without client retries (in a permanent outage each one is only more waiting)."""
+    return {**w.options, "client_max_retries": "0", **more}
+
+
+@pytest.mark.parametrize("fresh", [False, True], ids=["filled-store", "empty-store"])
+def test_catalog_reads_during_an_outage_raise_store_error_never_read_as_empty(world, proxy, fresh):
+    """store.views() / datasets() / dataset() / view() in an outage: StoreError, not [] or 'does not exist'."""
+    uri = f"{world.uri}-empty" if fresh else world.uri
+    if fresh:  # a real not-found reads as empty
+        st = hyperds.connect(uri, storage_options=world.options)
+        assert st.views().num_rows == 0 and st.datasets() == [] and st.runs().num_rows == 0
+    st = hyperds.connect(uri, storage_options=_no_retries(world))
+    proxy.fault("drop")
+    reads = _catalog_reads(st)
+    for name, read in (reads if not fresh else {k: reads[k] for k in ("views", "datasets")}).items():
+        with pytest.raises(StoreError) as info:
+            read()
+        assert type(info.value) is StoreError, f"{name}: {type(info.value).__name__}: {info.value}"
+        assert st.uri in str(info.value) and "unreachable" in str(info.value), f"{name}: {info.value}"
+        assert_store_error(world, info.value)
+    assert proxy.injected["drop"] > 0
+    proxy.passthrough()
+    if not fresh:
+        check_reads(world, "", None)
+
+
+def test_an_endpoint_gone_dark_for_good_fails_within_the_timeouts(world, proxy):
+    """No hang: a store whose endpoint accepts connections and never answers raises StoreError in bounded time."""
+    st = hyperds.connect(world.uri, storage_options=_no_retries(world, timeout="300ms", connect_timeout="300ms"))
+    proxy.fault("dark")
+    for name in ("views", "dataset"):
+        started = time.monotonic()
+        with pytest.raises(StoreError) as info:
+            _catalog_reads(st)[name]()
+        assert time.monotonic() - started < 20, name
+        assert_store_error(world, info.value)
+    assert proxy.injected["dark"] > 0
+
+
+# -- the CLI: every HyperdsError is one line on stderr and exit status 2 --------------------------------
+def _cli(store_uri: str, endpoint: str, *argv: str) -> subprocess.Popen:
+    """`hyperds --store URI ARGV` in a subprocess whose S3 endpoint (from the environment) is `endpoint`."""
+    env = {**os.environ, "AWS_ENDPOINT": endpoint, "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    return subprocess.Popen([sys.executable, "-m", "hyperds.cli.main", "--store", store_uri, *argv], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_cli_against_an_unreachable_store_prints_one_line_and_exits_2(world, proxy, s3_server):
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    refused = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    commands = {"view list": ("view", "list"), "query": ("query", "md", "array_has(labels, 'animal')")}
+    with closed, FaultProxy(urlsplit(s3_server).port) as outage:
+        outage.fault("drop")
+        runs = {("reachable", "view list"): _cli(world.uri, proxy.endpoint, "view", "list")}
+        for endpoint_name, endpoint in (("outage", outage.endpoint), ("refused", refused)):
+            for command, argv in commands.items():
+                runs[(endpoint_name, command)] = _cli(world.uri, endpoint, *argv)
+        results = {key: (p.wait(timeout=120), *p.communicate()) for key, p in runs.items()}
+    code, out, err = results.pop(("reachable", "view list"))
+    assert code == 0 and "base" in out, err  # the environment does reach the store when it is up
+    assert outage.injected["drop"] > 0
+    for (endpoint_name, command), (code, out, err) in results.items():
+        lines = err.strip().splitlines()
+        assert code == 2, (endpoint_name, command, code, err)
+        assert len(lines) == 1 and lines[0].startswith("hyperds: error: "), (endpoint_name, command, err)
+        assert "Traceback" not in err and out == "", (endpoint_name, command, out)
+        assert world.uri in lines[0] and "unreachable" in lines[0] and "retry" in lines[0], lines[0]
