@@ -5,7 +5,8 @@ reads requests and responses as HTTP/1.1 messages (Content-Length, chunked, keep
 100-continue`), so a fault hits whole requests, not whichever bytes happen to cross a socket, and a
 request that is not faulted goes through unchanged.
 
-Faults, switched at runtime with `proxy.fault(mode, times=K | seconds=T | neither = permanently)`:
+Faults, switched at runtime with `proxy.fault(mode, times=K | seconds=T | neither = permanently)`, optionally
+only for some HTTP methods (`methods=("PUT", "POST")`: a fault on writes only):
 
   drop      close the client's connection (with a TCP reset) when a request arrives; nothing is forwarded
   delay     sleep `delay_s` before forwarding the request
@@ -60,6 +61,7 @@ class _Fault:
     delay_s: float = 0.5
     cut_after: int = 64
     hold_s: float | None = None  # dark with times=K: how long each request is held
+    methods: tuple[str, ...] | None = None  # only requests with these HTTP methods (None: all)
 
 
 class _Stream:
@@ -188,8 +190,12 @@ class FaultProxy:
         delay_s: float = 0.5,
         cut_after: int = 64,
         hold_s: float | None = None,
+        methods: tuple[str, ...] | None = None,
     ) -> None:
-        """Inject `mode` into the next `times` requests, or those of the next `seconds`, or (neither) all."""
+        """Inject `mode` into the next `times` requests, or those of the next `seconds`, or (neither) all.
+
+        `methods` (e.g. ("PUT", "POST")) limits the fault to requests with those methods; others pass.
+        """
         if mode not in MODES:
             raise ValueError(f"unknown fault {mode!r}; one of {MODES}")
         if times is not None and seconds is not None:
@@ -198,7 +204,8 @@ class FaultProxy:
             raise ValueError("dark with times=K needs hold_s (how long each request is held)")
         until = time.monotonic() + seconds if seconds is not None else None
         with self._changed:
-            self._fault = _Fault(mode, times, until, delay_s, cut_after, hold_s)
+            self._fault = _Fault(mode, times, until, delay_s, cut_after, hold_s,
+                                 tuple(m.upper() for m in methods) if methods else None)
             self._changed.notify_all()
 
     def passthrough(self) -> None:
@@ -247,6 +254,7 @@ class FaultProxy:
             f = self._fault
             now = time.monotonic()
             live = f.mode != "pass" and (f.until is None or now < f.until) and (f.times is None or f.times > 0)
+            live = live and (f.methods is None or method.upper() in f.methods)
             if not live:
                 self.log.append((method, path, "pass"))
                 return _Fault()

@@ -76,3 +76,14 @@ def test_delay_and_dark_hold_requests_then_forward_them(proxied):
     with pytest.raises(botocore.exceptions.ClientError):
         client.head_object(Bucket=bucket, Key="never")
     assert proxy.injected == {"delay": 1, "dark": 2}
+
+
+def test_a_fault_limited_to_writes_lets_reads_pass(proxied):
+    proxy, client, bucket = proxied
+    proxy.fault("drop", times=1, methods=("PUT",))
+    assert _get(client, bucket) == BODY
+    with pytest.raises(botocore.exceptions.ConnectionClosedError):
+        client.put_object(Bucket=bucket, Key="w", Body=b"x")
+    client.put_object(Bucket=bucket, Key="w", Body=b"y")
+    assert _get(client, bucket) == BODY and proxy.injected == {"drop": 1}
+    assert [(m, w) for m, _, w in proxy.log] == [("GET", "pass"), ("PUT", "drop"), ("PUT", "pass"), ("GET", "pass")]
