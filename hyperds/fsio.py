@@ -35,7 +35,18 @@ _S3FS_NAMES = {
     "aws_profile": "profile",
 }
 _S3_REGION_NAMES = ("region", "aws_region", "aws_default_region")
-_S3_IGNORED = ("allow_http", "virtual_hosted_style_request", "aws_virtual_hosted_style_request")
+# object_store / Lance client settings s3fs has no keyword for (s3fs would refuse them: a TypeError).
+_S3_IGNORED = (
+    "allow_http", "virtual_hosted_style_request", "aws_virtual_hosted_style_request", "client_retry_timeout",
+    "download_retry_count", "allow_invalid_certificates", "default_content_type", "http1_only", "http2_only",
+    "http2_keep_alive_interval", "http2_keep_alive_timeout", "http2_keep_alive_while_idle", "http2_max_frame_size",
+    "pool_idle_timeout", "pool_max_idle_per_host", "proxy_url", "proxy_ca_certificate", "proxy_excludes",
+    "randomize_addresses", "user_agent",
+)
+# object_store client timeouts -> botocore Config names (seconds)
+_S3_TIMEOUTS = {"timeout": "read_timeout", "connect_timeout": "connect_timeout"}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*(ms|s|m|h)?\s*$", re.IGNORECASE)
+_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def without_secrets(options: dict[str, Any]) -> dict[str, Any]:
@@ -52,20 +63,35 @@ def s3fs_options(options: dict[str, Any], threads: int) -> dict[str, Any]:
     """Storage options in Store (object_store) or s3fs spelling, as s3fs keyword arguments."""
     out: dict[str, Any] = {}
     client = dict(options.get("client_kwargs") or {})
+    config = dict(options.get("config_kwargs") or {})
     for key, value in options.items():
         low = key.lower()
-        if low in _S3_IGNORED or key == "client_kwargs":
+        if low in _S3_IGNORED or key in ("client_kwargs", "config_kwargs"):
             continue
         if low in _S3_REGION_NAMES:
             client.setdefault("region_name", value)
+        elif low in _S3_TIMEOUTS:  # the Store's timeouts bound image and listing reads too
+            config.setdefault(_S3_TIMEOUTS[low], duration_seconds(key, value))
+        elif low == "client_max_retries":  # s3fs retries each transient failure itself ("retries": attempts)
+            out.setdefault("retries", int(value) + 1)
+            config.setdefault("retries", {"total_max_attempts": 1})
         else:
             out[_S3FS_NAMES.get(low, key)] = value
     if client:
         out["client_kwargs"] = client
-    config = dict(out.get("config_kwargs") or {})
     config.setdefault("max_pool_connections", max(10, threads * 2))
     out["config_kwargs"] = config
     return out
+
+
+def duration_seconds(key: str, value: Any) -> float:
+    """An object_store duration ("30s", "500ms", "2m", or a number of seconds) in seconds."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise HyperdsError(f"storage option {key}={value!r} is not a duration: write e.g. '30s', '500ms' or '2m'")
+    return float(match.group(1)) * _SECONDS[(match.group(2) or "s").lower()]
 
 
 def split_protocol(uri: str) -> tuple[str, str]:
@@ -85,10 +111,15 @@ def open_filesystem(
     """
     import fsspec  # here: `import hyperds` (the store) needs only the option rules above
 
+    retries = None
     if protocol in ("s3", "s3a"):
         options = s3fs_options(options, threads)
+        retries = options.pop("retries", None)  # an S3FileSystem attribute, not a keyword
     try:
-        return fsspec.filesystem(protocol, skip_instance_cache=True, **options)
+        fs = fsspec.filesystem(protocol, skip_instance_cache=True, **options)
+        if retries is not None:
+            fs.retries = retries
+        return fs
     except ImportError as exc:
         raise error(f"cannot read {protocol}:// URIs: {exc}") from exc
     except ValueError as exc:

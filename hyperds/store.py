@@ -74,11 +74,15 @@ class Store(Connection):
                 f"invalid dataset name {name!r}: use letters, digits, '_', '-', '.', starting with a letter or digit"
             )
         if name in self.datasets():
-            if exist_ok:
-                return Dataset(self, name)
-            raise DatasetExistsError(
-                f"dataset {name!r} already exists; open it with store.dataset({name!r}) or drop it first"
-            )
+            # Listed is not created: a create that failed half-way (an outage, a crash) leaves the table's
+            # folder without any version, which Lance creates again over; only a real table exists.
+            if self.existing(name) is not None:
+                if exist_ok:
+                    return Dataset(self, name)
+                raise DatasetExistsError(
+                    f"dataset {name!r} already exists; open it with store.dataset({name!r}) or drop it first"
+                )
+            log.warning("dataset %s in %s: no version (a create that failed half-way); creating it", name, self.uri)
         from .frames.names import check_column_names
 
         check_column_names([f.name for f in (schema or []) if f.name not in CORE_NAMES], CORE_NAMES)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import socket
+from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
@@ -39,6 +40,21 @@ def test_connect_default_uses_env(tmp_path, monkeypatch):
     store.create_dataset("a")
     assert (tmp_path / "envstore" / "a.lance").is_dir()
     assert hyperds.connect(tmp_path / "envstore").datasets() == ["a"]
+
+
+@pytest.mark.parametrize("exist_ok", [False, True])
+def test_create_dataset_over_the_leftover_of_a_create_that_failed(store, exist_ok):
+    """A create cut short (an outage, a crash) leaves <name>.lance/ without a version: listed, yet no dataset.
+    Creating it again (the retry its error asks for) makes the dataset; only then does it exist."""
+    leftover = Path(store.uri) / "cams.lance" / "_transactions"
+    leftover.mkdir(parents=True)
+    (leftover / "0-cut-short.txn").write_bytes(b"")
+    assert store.datasets() == ["cams"]
+    ds = store.create_dataset("cams", exist_ok=exist_ok)
+    ds.add_frames(_frames(2))
+    assert len(store.dataset("cams")) == 2 and store.datasets() == ["cams"]
+    with pytest.raises(DatasetExistsError, match="already exists"):
+        store.create_dataset("cams")
 
 
 def test_create_open_drop(store):
