@@ -497,3 +497,21 @@ def test_commit_based_on_a_stale_read_retries_from_a_fresh_one(ds):
         commit(ds, [{"op": "relabel", "frame_id": "f1", "ann_id": "f1:1", "label": "kudu", "revision": 0}],
                author="a", read=snap)
     assert ds.version == before and "gnu" in ds.get("f1")["labels"]
+
+
+def test_history_catalogs_stay_few_fragments_and_lose_nothing(ds, store, monkeypatch):
+    """Each commit appends a fragment to `_events` and `_commits`; past a bound they are compacted (a read
+    pays per fragment), and every event and commit is still there."""
+    from hyperds import storage
+    from hyperds.versioning import history
+
+    monkeypatch.setattr(history, "_MAX_FRAGMENTS", 4)
+    labels = ["eland", "zebra"]
+    for k in range(10):
+        ds.commit([{"op": "relabel", "frame_id": "f1", "ann_id": "f1:0", "label": labels[k % 2]}], author=f"a{k}")
+    for name in ("_events", "_commits"):
+        assert storage.fragment_count(store.existing(name)) <= 5, name
+    events = ds.history("f1")
+    assert events["author"].to_list() == [f"a{k}" for k in range(10)]
+    assert [e["label"] for e in events["after"].to_list()] == [labels[k % 2] for k in range(10)]
+    assert ds.commits()["author"].to_list() == [f"a{k}" for k in range(10)]

@@ -32,10 +32,11 @@ os.environ.setdefault("LANCE_LOG", "error")
 from . import commit, indices, maintenance, rollback, rows, scan, tags, transactions, writes
 from .connection import Connection
 from .errors import CommitConflict, Exists, Missing, lance_errors
-from .handle import Handle, content_key, latest, open_uri, schema, version, versions
+from .handle import Handle, content_key, fragment_count, latest, open_uri, schema, version, versions
 
 __all__ = [
     "CommitConflict",
+    "fragment_count",
     "Connection",
     "Exists",
     "Handle",

@@ -56,3 +56,9 @@ def content_key(handle: Handle) -> tuple[int, str]:
 
 def uri(handle: Handle) -> str:
     return handle.uri
+
+
+def fragment_count(handle: Handle) -> int:
+    """How many fragments the version the handle reads has (from its manifest, no data read)."""
+    with lance_errors(handle.uri, "listing fragments"):
+        return len(handle.get_fragments())
