@@ -23,7 +23,7 @@ import polars as pl
 import pyarrow as pa
 
 from .. import storage
-from ..errors import ConflictError, CorrectionError, StoreError
+from ..errors import ConflictError, CorrectionError
 from ..storage.rows import Snapshot, read_rows
 from .changes import ChangeInput, apply_changes, assign_ann_ids, normalize_changes, validate_changes
 from .history import commit_properties, record
@@ -118,10 +118,7 @@ def commit(
     version = storage.version(committed)
     summary = record(table, props, version, rows, after)
     table.invalidate()
-    try:
-        table.refresh_indices(merge=False)
-    except StoreError as exc:  # a concurrent index refresh won; the next write folds these rows in
-        log.info("%s: index refresh after commit %s deferred: %s", table.name, commit_id, exc)
+    table.refresh_indices_after_write()  # a concurrent refresh may win; the next write folds these rows in
     log.info("%s: commit %s by %s -> version %d (%d frames)", table.name, commit_id, author, version,
              rows.num_rows)
     return CommitResult(
