@@ -150,6 +150,9 @@ class Dataset(SourceBase):
     def refresh_indices(self, merge: bool = True) -> None:
         self.table.refresh_indices(merge)
 
+    def refresh_indices_after_write(self) -> None:
+        self.table.refresh_indices_after_write()
+
     # -- FrameSource (hyperds.source): one dataset, no label map, no splits ----------------------
     @property
     def pins(self) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """A writer process for the concurrency tests: random annotation commits on shared and private frames.
 
-Usage: commit_worker.py STORE DATASET WORKER N_COMMITS SEED OUT_JSON SHARED,IDS PRIVATE,IDS
+Usage: commit_worker.py STORE DATASET WORKER N_COMMITS SEED OUT_JSON SHARED,IDS PRIVATE,IDS [STORAGE_OPTIONS_JSON]
 Writes one JSON record per attempted commit: the changes and commit id, or the conflict it raised.
 """
 
@@ -42,9 +42,10 @@ def _changes(rng: random.Random, rows: list[dict], tag: str) -> list[dict]:
     return changes
 
 
-def main(store_uri: str, name: str, worker: int, n: int, seed: int, out: str, shared: str, private: str) -> None:
+def main(store_uri: str, name: str, worker: int, n: int, seed: int, out: str, shared: str, private: str,
+         options: dict | None = None) -> None:
     rng = random.Random(seed)
-    ds = hyperds.connect(store_uri).dataset(name)
+    ds = hyperds.connect(store_uri, options).dataset(name)
     shared_ids, private_ids = shared.split(","), private.split(",")
     records = []
     for i in range(n):
@@ -70,4 +71,4 @@ def main(store_uri: str, name: str, worker: int, n: int, seed: int, out: str, sh
 
 if __name__ == "__main__":
     a = sys.argv[1:]
-    main(a[0], a[1], int(a[2]), int(a[3]), int(a[4]), a[5], a[6], a[7])
+    main(a[0], a[1], int(a[2]), int(a[3]), int(a[4]), a[5], a[6], a[7], json.loads(a[8]) if len(a) > 8 else None)

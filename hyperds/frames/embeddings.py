@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import storage
-from ..errors import EmbeddingError, FrameNotFoundError
+from ..errors import EmbeddingError, FrameNotFoundError, StoreError
 from ..query.lance_sql import eq, not_null
 from .schema import CORE_NAMES
 
@@ -206,12 +206,17 @@ def _maybe_index(table: FrameTable, column: str, dim: int, index: bool) -> bool:
         return has_index
     rows = storage.scan.count(ds, not_null(column))
     if has_index:
-        table.refresh_indices(merge=False)  # index the new vectors without rewriting any index whole
+        table.refresh_indices_after_write()  # index the new vectors without rewriting any index whole
     elif rows >= INDEX_MIN_ROWS:
         sub_vectors = _sub_vectors(dim)
         # Lance trains a partition only from ~256 vectors, so fewer partitions than sqrt(rows) on small sets.
         partitions = max(1, min(int(math.sqrt(rows)), rows // INDEX_MIN_ROWS))
-        storage.indices.create_vector_index(ds, column, partitions, sub_vectors)
+        try:
+            storage.indices.create_vector_index(ds, column, partitions, sub_vectors)
+        except StoreError as exc:  # the vectors are written; the next add_embeddings builds the index
+            log.warning("%s: vector index on %s deferred: %s", table.name, column, exc)
+            table.invalidate()
+            return False
         log.info("%s: built IVF_PQ index on %s (%d vectors)", table.name, column, rows)
     table.invalidate()
     return has_index or rows >= INDEX_MIN_ROWS

@@ -44,8 +44,13 @@ ANNOTATION_TYPE = pa.struct(
     ]
 )
 
+# frame_id is declared to Lance as the table's (unenforced) primary key: an insert-only merge then records
+# the keys it inserted, so of two concurrent inserts of one frame_id the second retries and skips it
+# instead of writing the frame twice (storage.writes.insert_new; tables made before get it on first insert).
+PRIMARY_KEY_METADATA = {"lance-schema:unenforced-primary-key": "true"}
+
 CORE_FIELDS = (
-    pa.field("frame_id", pa.string(), nullable=False),
+    pa.field("frame_id", pa.string(), nullable=False, metadata=PRIMARY_KEY_METADATA),
     pa.field("uri", pa.string(), nullable=False),
     pa.field("width", pa.int32()),
     pa.field("height", pa.int32()),

@@ -20,12 +20,24 @@ def append(ds: Handle, data: pa.Table) -> None:
         lance.write_dataset(data, ds, mode="append")
 
 
-def insert_new(ds: Handle, data: pa.Table, key: str, use_index: bool = True) -> int:
-    """Insert the rows of `data` whose `key` is not in the table (a concurrent insert stays single); inserted count."""
+PRIMARY_KEY = "lance-schema:unenforced-primary-key"
+
+
+def insert_new(ds: Handle, data: pa.Table, key: str) -> int:
+    """Insert the rows of `data` whose `key` is not in the table; inserted count.
+
+    A concurrent insert of the same key stays single: `key` is declared as the table's unenforced
+    primary key (field metadata, once for a table made without it), so the merge records the keys it
+    inserted and Lance's conflict check makes the later of two racing inserts retry against the rows
+    the first wrote (it then inserts nothing). Measured with pylance 14.0.3: without the declaration,
+    or through the scalar-index join (`use_index(True)`, whose transaction records no inserted keys),
+    2-3 racing inserts of the same new keys all commit and every frame is stored 2-3 times; hence
+    the join without the index (~0.1 s per 1M rows for a small insert, against ~0.02 s indexed).
+    """
     with lance_errors(ds.uri, f"inserting into {ds.uri}"):
-        builder = ds.merge_insert(key).when_not_matched_insert_all()
-        if not use_index:
-            builder = builder.use_index(False)
+        if (ds.schema.field(key).metadata or {}).get(PRIMARY_KEY.encode()) != b"true":
+            ds.update_field_metadata({key: {PRIMARY_KEY: "true"}})  # the handle moves to that version
+        builder = ds.merge_insert(key).when_not_matched_insert_all().use_index(False)
         return int(builder.execute(data)["num_inserted_rows"])
 
 

@@ -23,7 +23,7 @@ import polars as pl
 import pyarrow as pa
 
 from .. import storage
-from ..errors import ConflictError, CorrectionError, StoreError
+from ..errors import ConflictError, CorrectionError
 from ..storage.rows import Snapshot, read_rows
 from .changes import ChangeInput, apply_changes, assign_ann_ids, normalize_changes, validate_changes
 from .history import commit_properties, record
@@ -119,10 +119,7 @@ def commit(
     version = storage.version(committed)
     summary = record(table, props, version, rows, after)
     table.invalidate()
-    try:
-        table.refresh_indices(merge=False)
-    except StoreError as exc:  # a concurrent index refresh won; the next write folds these rows in
-        log.info("%s: index refresh after commit %s deferred: %s", table.name, commit_id, exc)
+    table.refresh_indices_after_write()  # a concurrent refresh may win; the next write folds these rows in
     if version == storage.version(snap.ds) + 1:
         try:  # the annotation side tables follow the commit, so queries keep their fast path
             carry_forward(table, version - 1, rows, after)
