@@ -390,7 +390,8 @@ class Dataset(SourceBase):
         """Add the images under a folder or s3:// prefix not yet ingested, reading only their headers.
 
         `layout` ("{site}/{camera}/{name}") names path parts; `engine="ray"` reads headers on Ray
-        workers. Options: tz, threads, burst_gap_s, block_size, progress (see frames.ingest).
+        workers (retrying a batch whose worker or node dies up to `max_retries`, default 3, times; then
+        IngestError and nothing written). Options: tz, threads, burst_gap_s, block_size, progress (see frames.ingest).
         """
         from .errors import IngestError
         from .frames.ingest import ingest
@@ -400,5 +401,7 @@ class Dataset(SourceBase):
         if engine == "ray":
             from .distributed import ray_header_reader
 
-            options["reader"] = ray_header_reader(hash, options.get("block_size"), options.get("threads", 8))
+            retries = options.pop("max_retries", 3)
+            options["reader"] = ray_header_reader(hash, options.get("block_size"), options.get("threads", 8),
+                                                  max_retries=retries)
         return ingest(self, uri, layout=layout, hash=hash, storage_options=storage_options, **options)

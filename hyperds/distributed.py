@@ -17,7 +17,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import MissingExtraError, PredictionError
+from .errors import HyperdsError, IngestError, MissingExtraError, PredictionError
 from .frames.headers import DEFAULT_BLOCK, read_headers
 from .frames.uris import resolve_uris
 from .fsio import open_filesystem, without_secrets
@@ -110,6 +110,21 @@ def _absolute_uris(table: pa.Table, roots: dict[str, str | None]) -> pa.Array:
     return out
 
 
+def _gather(ray: Any, out: ray.data.Dataset, job: str, error: type[HyperdsError]) -> list[pa.Table]:
+    """Run the pipeline and fetch its blocks; a job Ray gives up on (a task's retries spent, e.g. its
+    node lost once too often, or the model raising) is `error` naming the cause, before anything is written."""
+    try:
+        return ray.get(out.to_arrow_refs())
+    except Exception as exc:  # Ray's and Ray Data's own errors, and the user's model's, arrive wrapped
+        # Ray Data raises the failure itself `from` a bare marker (SystemException / UserCodeException);
+        # a RayTaskError carries the task's own exception as `cause`
+        root = getattr(exc, "cause", None) if isinstance(getattr(exc, "cause", None), BaseException) else exc
+        lines = [line.strip() for line in str(root).splitlines() if line.strip()]
+        why = f"{type(root).__name__}: {lines[0]}" if lines else type(root).__name__
+        raise error(f"{job} failed on Ray, so nothing was written: {why}. A task is retried up to max_retries "
+                    "times when its worker or node dies; rerun once the cluster is healthy") from exc
+
+
 def _call(model_fn: ModelFn, batch: pa.Table) -> pa.Table:
     return _as_arrow(model_fn(batch))
 
@@ -142,25 +157,30 @@ def predict(
     batch_size: int = 64,
     concurrency: int | None = None,
     message: str = "",
+    max_retries: int = 3,
 ) -> PredictionResult:
     """Run `model_fn` over `source`'s frames on Ray workers and add its predictions in one commit.
 
     `model_fn(batch: pa.Table) -> predictions` (pa.Table, polars or dict of columns: frame_id, label,
     bbox, confidence) gets `columns` of the manifest; a callable class runs as an actor pool of
     `concurrency` actors, loading its weights once. Same semantics as Dataset.add_predictions.
+    A batch whose worker or node dies is rerun up to `max_retries` times (-1: forever, Ray Data's own
+    default); the predictions are committed once, after every batch is in. If Ray gives up, nothing is
+    committed and PredictionError says why.
     """
     check_model(model)
     target = _target(source, dataset)
     ray = _ray()
     frames = to_ray(source, columns, batch_size, dataset=target)
     if isinstance(model_fn, type):
-        kwargs = {"fn_constructor_args": (model_fn,), "concurrency": concurrency or 1}
+        kwargs = {"fn_constructor_args": (model_fn,), "concurrency": concurrency or 1,
+                  "max_restarts": max_retries, "max_task_retries": max_retries}
         out = frames.map_batches(_Actor, batch_format="pyarrow", batch_size=batch_size, **kwargs)
     else:
         kwargs = {"concurrency": concurrency} if concurrency else {}
         fn = functools.partial(_call, model_fn)
-        out = frames.map_batches(fn, batch_format="pyarrow", batch_size=batch_size, **kwargs)
-    parts = [t for t in ray.get(out.to_arrow_refs()) if t.num_rows]
+        out = frames.map_batches(fn, batch_format="pyarrow", batch_size=batch_size, max_retries=max_retries, **kwargs)
+    parts = [t for t in _gather(ray, out, f"predicting with {model}", PredictionError) if t.num_rows]
     empty = pa.table({"frame_id": pa.array([], pa.string())})
     table = pa.concat_tables(parts, promote_options="permissive") if parts else empty
     log.info("%s: %d predictions from %s over %d batches", target.name, table.num_rows, model, len(parts))
@@ -194,9 +214,12 @@ class _HeaderBatch:
 
 
 def ray_header_reader(
-    hash: bool = False, block_size: int | None = None, threads: int = 8, batch_size: int = 256
+    hash: bool = False, block_size: int | None = None, threads: int = 8, batch_size: int = 256, max_retries: int = 3
 ) -> HeaderReader:
-    """A header reader for frames.ingest that spreads batches of objects over Ray workers."""
+    """A header reader for frames.ingest that spreads batches of objects over Ray workers.
+
+    A batch whose worker or node dies is reread up to `max_retries` times (-1: forever); if Ray gives
+    up, IngestError says why and the ingest writes nothing."""
 
     def read(fs: Any, paths: list[str], sizes: list[int]) -> pa.Table:
         ray = _ray()
@@ -205,8 +228,8 @@ def ray_header_reader(
         )
         reader = _HeaderBatch(fs, hash, block_size or DEFAULT_BLOCK, threads)
         blocks = ray.data.from_arrow(_blocks(items, batch_size))
-        out = blocks.map_batches(reader, batch_format="pyarrow", batch_size=batch_size)
-        table = pa.concat_tables(ray.get(out.to_arrow_refs())).sort_by("_i")
+        out = blocks.map_batches(reader, batch_format="pyarrow", batch_size=batch_size, max_retries=max_retries)
+        table = pa.concat_tables(_gather(ray, out, f"reading {len(paths)} image headers", IngestError)).sort_by("_i")
         return table.drop_columns(["_i"])
 
     return read

@@ -167,6 +167,36 @@ def test_writes_after_a_bulk_load_never_rewrite_its_segments(tmp_path):
     assert storage.scan.count(ds, "frame_id = 'c017'") == 1 and storage.scan.count(ds, "frame_id LIKE 'c%'") == 30
 
 
+def test_racing_inserts_of_the_same_keys_store_each_key_once(tmp_path):
+    """insert_new declares the key as Lance's unenforced primary key (once, on a table made without it), so
+    the insert-only merge records its keys and the later of racing inserts retries and skips them."""
+    import threading
+
+    conn = storage.Connection(str(tmp_path))
+    schema = pa.schema([pa.field("frame_id", pa.string(), nullable=False), pa.field("w", pa.int64())])
+    conn.create_table("t", schema)
+    storage.writes.append(conn.open_lance("t"), pa.table({"frame_id": ["seed"], "w": [0]}, schema=schema))
+    for round_ in range(3):
+        data = pa.table({"frame_id": [f"r{round_}-{i}" for i in range(5)], "w": [1] * 5}, schema=schema)
+        handles = [conn.open_lance("t") for _ in range(3)]  # each racer read the table before any inserted
+        barrier, inserted = threading.Barrier(3), []
+
+        def insert(ds):
+            barrier.wait()
+            inserted.append(storage.writes.insert_new(ds, data, "frame_id"))
+
+        racers = [threading.Thread(target=insert, args=(h,)) for h in handles]
+        for t in racers:
+            t.start()
+        for t in racers:
+            t.join()
+        assert sorted(inserted) == [0, 0, 5]
+    ids = storage.scan.read(conn.open_lance("t"), columns=["frame_id"])["frame_id"].to_pylist()
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 16
+    key = storage.schema(conn.open_lance("t")).field("frame_id")
+    assert key.metadata == {b"lance-schema:unenforced-primary-key": b"true"}
+
+
 def test_tag_creation_is_a_lock_and_tags_are_moved_and_deleted(tmp_path):
     conn = storage.Connection(str(tmp_path))
     ds = _table(conn, "t", 10, 10)

@@ -35,10 +35,19 @@ def insert_new(ds: Handle, data: pa.Table, key: str) -> int:
     the join without the index (~0.1 s per 1M rows for a small insert, against ~0.02 s indexed).
     """
     with lance_errors(ds.uri, f"inserting into {ds.uri}"):
-        if (ds.schema.field(key).metadata or {}).get(PRIMARY_KEY.encode()) != b"true":
-            ds.update_field_metadata({key: {PRIMARY_KEY: "true"}})  # the handle moves to that version
+        if not _is_primary_key(ds, key):
+            try:
+                ds.update_field_metadata({key: {PRIMARY_KEY: "true"}})  # the handle moves to that version
+            except OSError:
+                ds.checkout_latest()  # two first inserts racing: one declaration wins, the other conflicts
+                if not _is_primary_key(ds, key):
+                    raise
         builder = ds.merge_insert(key).when_not_matched_insert_all().use_index(False)
         return int(builder.execute(data)["num_inserted_rows"])
+
+
+def _is_primary_key(ds: Handle, key: str) -> bool:
+    return (ds.schema.field(key).metadata or {}).get(PRIMARY_KEY.encode()) == b"true"
 
 
 def upsert(ds: Handle, data: pa.Table, keys: str | list[str]) -> None:
