@@ -11,6 +11,7 @@ only for some HTTP methods (`methods=("PUT", "POST")`: a fault on writes only):
   drop      close the client's connection (with a TCP reset) when a request arrives; nothing is forwarded
   delay     sleep `delay_s` before forwarding the request
   slowdown  answer `503 Slow Down` with S3's XML `<Error><Code>SlowDown</Code>…` body; nothing is forwarded
+  denied    answer `403 Forbidden` with S3's `AccessDenied` body (with methods=("PUT", ...): a read-only store)
   cut       forward the request, then send the response with its body cut short after `cut_after` bytes
             (at most half of it) and close the connection
   dark      hold the request unanswered while the window lasts (for `seconds=T`: until T seconds after the
@@ -36,12 +37,17 @@ from dataclasses import dataclass
 
 __all__ = ["MODES", "FaultProxy"]
 
-MODES = ("pass", "drop", "delay", "slowdown", "cut", "dark")
+MODES = ("pass", "drop", "delay", "slowdown", "cut", "dark", "denied")
 _LOCAL = "127.0.0.1"
 _MAX_HEAD = 64 * 1024
 _IO_TIMEOUT = 60.0  # no single socket read or write of the proxy waits longer than this
 _POLL = 0.05
 
+DENIED_BODY = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n'
+    b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message>"
+    b"<RequestId>FAULTPROXY</RequestId><HostId>faultproxy</HostId></Error>"
+)
 SLOWDOWN_BODY = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n'
     b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message>"
@@ -334,11 +340,13 @@ class FaultProxy:
                 if fault.mode == "drop":
                     client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     return
-                if fault.mode == "slowdown":
+                if fault.mode in ("slowdown", "denied"):
+                    status, body = ((b"503 Slow Down", SLOWDOWN_BODY) if fault.mode == "slowdown"
+                                    else (b"403 Forbidden", DENIED_BODY))
                     client.sendall(
-                        b"HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\n"
-                        + f"Content-Length: {len(SLOWDOWN_BODY)}\r\n\r\n".encode()
-                        + SLOWDOWN_BODY
+                        b"HTTP/1.1 " + status + b"\r\nContent-Type: application/xml\r\n"
+                        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                        + body
                     )
                     continue
                 if fault.mode == "delay" and self._stop.wait(fault.delay_s):

@@ -359,3 +359,47 @@ def test_cli_against_an_unreachable_store_prints_one_line_and_exits_2(world, pro
         assert len(lines) == 1 and lines[0].startswith("hyperds: error: "), (endpoint_name, command, err)
         assert "Traceback" not in err and out == "", (endpoint_name, command, out)
         assert world.uri in lines[0] and "unreachable" in lines[0] and "retry" in lines[0], lines[0]
+
+
+def test_a_read_only_store_refuses_writes_in_one_line_and_keeps_its_state(world, proxy, tmp_path):
+    """Credentials that may read but not write (every write answered 403 AccessDenied): reads work, a
+    commit raises StoreError (the CLI: one line, exit 2) and the store is exactly as it was."""
+    st = world.store()
+    md = st.dataset("md")
+    version, commits = md.version, md.commits().height
+    frame = next(f for f in md.to_arrow(["frame_id", "annotations"]).to_pylist() if f["annotations"])
+    change = [{"op": "relabel", "frame_id": frame["frame_id"], "ann_id": frame["annotations"][0]["ann_id"],
+               "label": "read-only-case"}]
+    (tmp_path / "changes.json").write_text(__import__("json").dumps(change))
+    proxy.fault("denied", methods=("PUT", "POST", "DELETE"))
+    assert len(st.dataset("md").query("array_has(labels, 'animal')").to_arrow(["frame_id"])) > 0  # reads still work
+    with pytest.raises(StoreError) as exc:
+        st.dataset("md").commit(change, author="ana")
+    assert "retry" in str(exc.value)
+    run = _cli(world.uri, proxy.endpoint, "commit", "md", str(tmp_path / "changes.json"), "--author", "ana")
+    code, out, err = run.wait(timeout=120), *run.communicate()
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("hyperds: error: ") and "Traceback" not in err, err
+    assert proxy.injected["denied"] > 0
+    proxy.passthrough()
+    md = world.store().dataset("md")
+    assert (md.version, md.commits().height) == (version, commits)
+    assert "read-only-case" not in md.get(frame["frame_id"])["labels"]
+
+
+def test_a_dropped_dataset_read_through_an_old_handle_is_a_clear_error(tmp_path, capsys):
+    store = hyperds.connect(tmp_path / "store")
+    ds = store.create_dataset("gone")
+    ds.add_frames([{"frame_id": "a", "uri": "a.jpg", "annotations": [{"label": "fox"}]}])
+    old = store.dataset("gone")
+    old.to_arrow(["frame_id"])  # the handle has read the table
+    store.drop_dataset("gone")
+    for read in (lambda: old.to_arrow(["frame_id"]), lambda: old.query("any_annotation(label = 'fox')").frame_ids(),
+                 lambda: old.commit([{"op": "relabel", "frame_id": "a", "ann_id": "a:0", "label": "x"}], author="a")):
+        with pytest.raises(HyperdsError) as exc:
+            read()
+        assert "gone" in str(exc.value), exc.value
+    from hyperds.cli.main import main
+    assert main(["--store", str(tmp_path / "store"), "show", "gone"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("hyperds: error: ") and "gone" in err[0], err
