@@ -116,3 +116,9 @@ def md(store) -> hyperds.Dataset:
     ds = store.create_dataset("md")
     import_megadetector(ds, MD_JSON)
     return ds
+
+
+def pytest_collection_modifyitems(config, items):
+    """Long tests first: with `-n 2` the two workers then share them instead of one worker finishing
+    them alone at the end (the order of everything else is kept)."""
+    items.sort(key=lambda item: 0 if item.get_closest_marker("slow") else 1)

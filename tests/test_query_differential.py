@@ -319,6 +319,7 @@ def _write(store: hyperds.Store, rows: list[dict], zones: list) -> hyperds.Datas
     return ds
 
 
+@pytest.mark.slow  # the longest single test: first under -n 2 (tests/conftest.py)
 @settings(max_examples=500, deadline=None)
 @given(
     rows=st.lists(frame, max_size=8),

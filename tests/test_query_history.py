@@ -31,6 +31,8 @@ from hyperds.frames.normalize import normalize_frames
 from hyperds.query import Query
 from hyperds.query.residual import mask
 
+pytestmark = pytest.mark.slow  # run first under -n 2 (tests/conftest.py)
+
 UTC = dt.UTC
 AUTHORS = ["alice", "bob"]  # also query values of `source` / `reviewed_by`, so their edits are seen
 MODEL = "md5@1"

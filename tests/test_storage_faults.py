@@ -32,6 +32,8 @@ import hyperds
 from hyperds.errors import HyperdsError, StoreError
 from hyperds.frames.importers import import_megadetector
 
+pytestmark = pytest.mark.slow  # run first under -n 2 (tests/conftest.py)
+
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,8 +16,12 @@ import statistics
 import threading
 import time
 
+import pytest
+
 import hyperds
 from web_support import serve, signed_in
+
+pytestmark = pytest.mark.slow  # run first under -n 2 (tests/conftest.py)
 
 FULL = os.environ.get("HYPERDS_WEB_LOAD_FULL") == "1"
 CLIENTS = 8
