@@ -24,7 +24,7 @@ from hyperds.versioning.history import PROP, reconcile
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.slow
 
-WORKERS, COMMITS = 8, 50
+WORKERS, COMMITS = 8, 30
 
 
 def _initial(shared: list[str], private: list[str]) -> list[dict]:
@@ -100,7 +100,7 @@ def test_sigkill_at_random_points_never_leaves_half_a_commit(tmp_path):
     frames = [f"f{i}" for i in range(5)]
     hyperds.connect(uri).create_dataset("cams").add_frames(_initial(frames, []))
     rng = random.Random(7)
-    kills, markers, rebuilt = 20, [], 0
+    kills, markers, rebuilt = 12, [], 0
     for _ in range(kills):
         proc = subprocess.Popen([sys.executable, str(HERE / "commit_crasher.py"), uri, "cams"],
                                 stdout=subprocess.PIPE, text=True)
