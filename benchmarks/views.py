@@ -76,7 +76,8 @@ def main() -> None:
             v1 = store.view(full, "1.0")
         else:
             t = time.perf_counter()
-            v1 = store.create_view(full, sql, datasets=[name]).publish("1.0", message="benchmark")
+            # empty="keep": the Lance filter below keeps frames without a class too (issue 18: views drop them by default)
+            v1 = store.create_view(full, sql, datasets=[name], empty="keep").publish("1.0", message="benchmark")
             rows.append((full, "publish 1.0 (resolve + digest + tags)", (time.perf_counter() - t) * 1000, None))
         pin = v1.pins[name]
         open_ms, _ = _median_ms(lambda full=full: hyperds.view(full, "1.0", store=args.store), args.repeat)
