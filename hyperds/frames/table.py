@@ -60,13 +60,9 @@ class FrameTable:
         self._handle = handle if version is not None else None
 
     def __getstate__(self) -> dict[str, Any]:
-        # Opened handles hold the storage options (secrets too): a pickled table re-opens from its store.
+        # Opened handles (the latest one and a pinned one) hold the store's storage options, secrets
+        # included; the store pickles without them (Store.__reduce__), and a handle is reopened on use.
         return {**self.__dict__, "_ds": None, "_handle": None}
-
-    def __getstate__(self) -> dict[str, Any]:
-        # The cached Lance handle would pickle the store's storage options, secrets included; the
-        # store itself pickles without them (Store.__reduce__), and the handle is reopened on use.
-        return {**self.__dict__, "_ds": None}
 
     # -- opening ---------------------------------------------------------------------------
     @property
