@@ -29,6 +29,8 @@ __all__ = ["AddResult", "FrameTable", "count_annotations", "sql_literal"]
 
 log = logging.getLogger(__name__)
 
+_ADD_COLUMN_ATTEMPTS = 5
+
 @dataclasses.dataclass(frozen=True)
 class AddResult:
     """What add_frames() did: frames inserted (with their annotations), frames skipped because their
@@ -219,15 +221,26 @@ class FrameTable:
 
     def _add_columns(self, incoming: pa.Schema) -> int | None:
         """Add the user columns of `incoming` the table lacks (normalize_frames already cast the others
-        and checked their names); the version that added them, or None when none was missing."""
-        ds = self.handle()
-        new = [f for f in incoming if f.name not in storage.schema(ds).names]
-        if not new:
-            return None
-        storage.writes.add_columns(ds, new)
-        self.invalidate()
-        log.info("%s: added user column(s) %s", self.name, [f.name for f in new])
-        return storage.version(self.handle())
+        and checked their names); the version that added them, or None when none was missing.
+
+        A concurrent writer adding columns too (two ingests of one folder add the same EXIF fields) makes
+        Lance refuse the later add: the schema is read again, and what is still missing added on top."""
+        for attempt in range(1, _ADD_COLUMN_ATTEMPTS + 1):
+            ds = self.handle()
+            new = [f for f in incoming if f.name not in storage.schema(ds).names]
+            if not new:
+                return None
+            try:
+                storage.writes.add_columns(ds, new)
+            except storage.CommitConflict:
+                self.invalidate()
+                if attempt == _ADD_COLUMN_ATTEMPTS:
+                    raise
+                continue
+            self.invalidate()
+            log.info("%s: added user column(s) %s", self.name, [f.name for f in new])
+            return storage.version(self.handle())
+        return None  # not reached: the last attempt returns or raises
 
     def refresh_indices(self, merge: bool = True) -> None:
         """Create the scalar indices on first data, then fold new rows into their last segment.
