@@ -58,13 +58,21 @@ def sign_in(driver, url: str, name: str) -> None:
 
 def keys_then_reload(driver, *keys: str) -> None:
     """Type `keys` into whatever has focus and wait for the page the resulting POST leads to."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.support import expected_conditions as ec
 
-    old = driver.find_element(*by("html"))
+    # A mark on the current window object: a new page load has none. (Selenium's staleness_of on the old
+    # <html> element sometimes meets chromedriver's "Node ... does not belong to the document" mid-load.)
+    driver.execute_script("window.__hyperds_old_page = true")
     ActionChains(driver).send_keys(*keys).perform()
-    wait(driver, ec.staleness_of(old))
-    wait(driver, lambda d: d.execute_script("return document.readyState") == "complete")
+
+    def reloaded(d) -> bool:
+        try:
+            return d.execute_script("return window.__hyperds_old_page !== true && document.readyState === 'complete'")
+        except WebDriverException:  # the page is being replaced: ask again
+            return False
+
+    wait(driver, reloaded)
 
 
 def current_frame(driver) -> str:
