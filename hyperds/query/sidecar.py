@@ -103,37 +103,10 @@ def carry_forward(table: FrameTable, before_version: int, before: pa.Table, afte
 
     Why: without it any write leaves the new version without side tables, so annotation queries fall back
     to scanning the nested lists until someone runs `optimize()` (Q3 at 1M frames: 19 ms -> 335 ms after
-    one commit). The delta is applied as one row-rewrite of the side table based on the version tagged for
-    `before_version` (cost: the touched frames' annotations and a frame_id lookup), the label counts are
-    adjusted, and both are tagged for the new version. Returns False, changing no tag, when there is nothing
-    to carry (no side tables for `before_version`) or the side table moved meanwhile (a concurrent
-    `optimize()`): queries then scan, exactly as before. `optimize()` still rebuilds whole (sorted by label).
+    one commit). Returns False, changing no tag, when there is nothing to carry (see `_apply`): queries then
+    scan, exactly as before. `optimize()` still rebuilds whole (sorted by label).
     """
-    side = open_annotation_table(table, before_version)
-    counts = open_annotation_table(table, before_version, "label_counts")
-    if side is None or counts is None:
-        return False
-    names = {f.name for f in after.schema.field("annotations").type.value_type}
-    if any(f.name not in names for f in SIDE_FIELDS):
-        return False  # a store written before some annotation field: optimize() rebuilds its side tables
-    frame_ids = sorted(set(before.column("frame_id").to_pylist()) | set(after.column("frame_id").to_pylist()))
-    latest = storage.open_uri(side_uri(table), None, table.store.storage_options, table.store.uri)
-    if storage.version(latest) != storage.version(side):
-        return False
-    cols = ["frame_id", "labels", "annotations"]
-    rows = pa.Table.from_batches(list(_flatten(iter(after.select(cols).to_batches()), [])), schema=SIDE_SCHEMA)
-    try:
-        side = storage.commit.rewrite_rows(side, storage.rows.locate_rows(side, frame_ids), rows, {})
-    except storage.CommitConflict:
-        return False
-    storage.indices.refresh_indices(side, SIDE_INDICES, merge=False)
-    new_version = before_version + 1
-    side, counts = storage.latest(side), _write(table, "label_counts", _adjusted(counts, before, after))
-    for version in _same_rows_as(table, new_version):
-        _tag_as_built_from(side, version)
-        _tag_as_built_from(counts, version)
-    log.debug("%s: side tables carried to frames version %d (%d frames)", table.name, new_version, len(frame_ids))
-    return True
+    return _apply(table, before_version, before, after, _same_rows_as(table, before_version + 1))
 
 
 def _same_rows_as(table: FrameTable, version: int) -> list[int]:
@@ -153,10 +126,6 @@ def carry_inserts(table: FrameTable, before_version: int) -> bool:
     left rows alone (add_frames, an import or ingest batch, new columns, index refreshes): their new
     fragments' annotations are appended, never rebuilt. Stops at the first write that changed rows (a
     commit carries itself, see carry_forward). Returns False when nothing was carried."""
-    side = open_annotation_table(table, before_version)
-    counts = open_annotation_table(table, before_version, "label_counts")
-    if side is None or counts is None:
-        return False
     frames = storage.latest(table.store.open_lance(table.name))
     versions, files = [], set()
     for v in range(before_version + 1, storage.version(frames) + 1):
@@ -165,29 +134,48 @@ def carry_inserts(table: FrameTable, before_version: int) -> bool:
             break
         versions.append(v)
         files |= added
-    latest = storage.open_uri(side_uri(table), None, table.store.storage_options, table.store.uri)
-    if not versions or storage.version(latest) != storage.version(side):
-        return False
-    names = {f.name for f in storage.schema(frames).field("annotations").type.value_type}
-    if any(f.name not in names for f in SIDE_FIELDS):
+    if not versions:
         return False
     at = table.store.open_lance(table.name, versions[-1])
+    new = storage.transactions.rows_in_files(at, frozenset(files), ["frame_id", "labels", "annotations"])
+    return _apply(table, before_version, new.slice(0, 0), new, versions)
+
+
+def _apply(table: FrameTable, before_version: int, before: pa.Table, after: pa.Table, versions: list[int]) -> bool:
+    """Replace the frames `before` by `after` in the side tables tagged for `before_version`, and tag the
+    result for each of `versions`. One row-rewrite of the side table based on that tagged version (cost:
+    the touched frames' annotations and a frame_id lookup); the label counts adjusted.
+
+    False, changing no tag, when there are no side tables for `before_version`, the store predates an
+    annotation field (optimize() rebuilds those), or the side table moved meanwhile (a concurrent
+    `optimize()`, or a conflict on the rewrite)."""
+    side = open_annotation_table(table, before_version)
+    counts = open_annotation_table(table, before_version, "label_counts")
+    if side is None or counts is None:
+        return False
+    names = {f.name for f in after.schema.field("annotations").type.value_type}
+    if any(f.name not in names for f in SIDE_FIELDS):
+        return False
+    latest = storage.open_uri(side_uri(table), None, table.store.storage_options, table.store.uri)
+    if storage.version(latest) != storage.version(side):
+        return False
     cols = ["frame_id", "labels", "annotations"]
-    new = storage.transactions.rows_in_files(at, frozenset(files), cols)
-    rows = pa.Table.from_batches(list(_flatten(iter(new.to_batches()), [])), schema=SIDE_SCHEMA)
-    if rows.num_rows:
+    rows = pa.Table.from_batches(list(_flatten(iter(after.select(cols).to_batches()), [])), schema=SIDE_SCHEMA)
+    replaced = before.column("frame_id").to_pylist()
+    if rows.num_rows or replaced:
         try:
-            nothing = pa.table({"_rowaddr": pa.array([], pa.uint64())})  # an insert: no row replaced
-            side = storage.commit.rewrite_rows(side, nothing, rows, {})
+            where = storage.rows.locate_rows(side, replaced)  # empty for an insert: no row replaced
+            side = storage.commit.rewrite_rows(side, where, rows, {})
         except storage.CommitConflict:
             return False
         storage.indices.refresh_indices(side, SIDE_INDICES, merge=False)
         side = storage.latest(side)
-    counts = _write(table, "label_counts", _adjusted(counts, new.slice(0, 0), new)) if new.num_rows else counts
-    for v in versions:
-        _tag_as_built_from(side, v)
-        _tag_as_built_from(counts, v)
-    log.debug("%s: side tables carried to frames version %d (%d new frames)", table.name, versions[-1], new.num_rows)
+    if before.num_rows or after.num_rows:
+        counts = _write(table, "label_counts", _adjusted(counts, before, after))
+    for version in versions:
+        _tag_as_built_from(side, version)
+        _tag_as_built_from(counts, version)
+    log.debug("%s: side tables carried to frames version %d (%d frames)", table.name, versions[-1], after.num_rows)
     return True
 
 

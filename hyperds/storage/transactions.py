@@ -42,16 +42,6 @@ def rows_in_files(ds: Handle, paths: frozenset[str], columns: list[str]) -> pa.T
         return pa.concat_tables([frag.to_table(columns=columns) for frag in touched])
 
 
-def index_only(ds: Handle, version: int) -> bool:
-    """Whether `version` was made by an index build or refresh alone (same rows as the version before)."""
-    try:
-        with lance_errors(ds.uri, f"reading the transaction of version {version}"):
-            tx = ds.read_transaction(version)
-    except Missing:
-        return False
-    return tx is not None and type(tx.operation).__name__ == "CreateIndex"
-
-
 # Operations that leave every row as it was: index builds, new columns (add_columns, merged embeddings),
 # schema metadata, compaction (rows moved, not changed). A pure insert adds fragments and touches none; anything else may change rows.
 _SAME_ROWS = frozenset({"CreateIndex", "Merge", "Project", "UpdateConfig", "Rewrite"})
